@@ -1,0 +1,3 @@
+module github.com/phalanx-defence/phalanx
+
+go 1.26.8
