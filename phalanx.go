@@ -24,6 +24,7 @@ const (
 	ServiceSSHD    Service = "sshd"
 	ServiceNginx   Service = "nginx"
 	ServiceApache  Service = "apache"
+	ServiceHTTP    Service = "http" // an access log whose server is not known
 	ServicePostfix Service = "postfix"
 	ServiceDovecot Service = "dovecot"
 )
@@ -93,8 +94,12 @@ type Event struct {
 	Kind    EventKind
 	User    string // the user an authentication was for, when known
 
+	// Method is the HTTP method, or the SSH authentication method
+	// ("password", "publickey", "keyboard-interactive") when known: a
+	// rejected key is a misconfigured job more often than an attack.
+	Method string
+
 	// HTTP fields, set by the web parsers.
-	Method    string
 	Path      string // path and query as requested
 	Status    int
 	UserAgent string
