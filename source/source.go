@@ -1,0 +1,51 @@
+// Package source defines what every live log source produces: a Line, plus
+// the counters each source keeps and the bounded line splitter that the
+// byte-stream sources (files, standard input) share.
+//
+// The sources themselves live in sub-packages: source/file follows files
+// across rotation and restarts, source/journald follows journalctl,
+// source/syslog receives RFC 3164/5424 messages over UDP and TCP, and
+// source/reader reads any io.Reader (standard input) to its end. Each has
+// the same lifecycle: New (validates the configuration, may bind or load
+// state) → Run(ctx, out) (returns nil when ctx ends) → Close.
+package source
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// MaxLine is the longest line, in bytes, that a source hands on. Longer
+// lines are cut to MaxLine bytes, marked Truncated and counted: an attacker
+// who controls what gets logged must not control how much memory we use.
+const MaxLine = 1 << 20
+
+// Line is one log record from a source.
+type Line struct {
+	Text    string    // the raw line (files, stdin, raw syslog) or the message (journald, parsed syslog)
+	Time    time.Time // set when the source knows it (journald __REALTIME_TIMESTAMP, syslog header); zero for raw lines
+	Host    string    // structured sources only
+	Program string    // structured sources only (journald SYSLOG_IDENTIFIER or _COMM, syslog APP-NAME/tag)
+	PID     int       // structured sources only
+	Hint    string    // parser hint from the source's config ("sshd", "nginx", ... or "" = auto-detect)
+	Origin  string    // e.g. "file:/var/log/auth.log", "journald", "syslog+udp:127.0.0.1:5514" — for metrics and evidence
+
+	// Truncated is set when the record was longer than MaxLine and Text
+	// holds only its first MaxLine bytes.
+	Truncated bool
+}
+
+// Structured reports whether Program/Host/PID/Time came from the source
+// rather than from the text. Raw lines (files, stdin, unparsable syslog)
+// carry none of them, so a parser must split the text's own header.
+func (l Line) Structured() bool {
+	return !l.Time.IsZero() || l.Program != "" || l.Host != "" || l.PID != 0
+}
+
+// Stats counts what a source read. The counters are safe for concurrent
+// use; a metrics exporter reads them while the source runs.
+type Stats struct {
+	Lines     atomic.Uint64 // lines handed to the output channel
+	Truncated atomic.Uint64 // of those, lines cut to MaxLine
+	Dropped   atomic.Uint64 // records that could not be decoded or framed and were not handed on
+}
