@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/phalanx-defence/phalanx"
+	"github.com/phalanx-defence/phalanx/config"
+	"github.com/phalanx-defence/phalanx/decisions"
+	"github.com/phalanx-defence/phalanx/detect"
+	"github.com/phalanx-defence/phalanx/ingest"
+	"github.com/phalanx-defence/phalanx/parse"
+	"github.com/phalanx-defence/phalanx/parse/logline"
+	"github.com/phalanx-defence/phalanx/parse/rules"
+	"github.com/phalanx-defence/phalanx/parse/sshd"
+	"github.com/phalanx-defence/phalanx/source"
+	"github.com/phalanx-defence/phalanx/source/file"
+	"github.com/phalanx-defence/phalanx/source/journald"
+	"github.com/phalanx-defence/phalanx/source/syslog"
+)
+
+type upFlags struct {
+	config    string
+	data      string
+	sources   []string
+	fromStart bool
+}
+
+func newUpCmd(g *globalFlags) *cobra.Command {
+	f := &upFlags{}
+	cmd := &cobra.Command{
+		Use:   "up [--config FILE]",
+		Short: "Run live: follow logs, detect attacks, keep the decision set",
+		Long: `Up runs phalanx live. It follows the configured sources — files (across
+rotation and truncation, resuming where it stopped after a restart),
+journald, syslog over UDP/TCP — recognises attacks and keeps the set of
+decisions in force, logging each decision with its evidence.
+
+Without --config it follows the usual logs that exist on this machine
+(/var/log/auth.log or /var/log/secure, nginx and Apache logs, mail.log),
+starting at their end. State (read offsets, journald cursors) is kept in the
+data directory (--data, default /var/lib/phalanx).`,
+		Example: `  # Follow the usual logs of this machine
+  sudo phalanx up
+
+  # With a config file
+  sudo phalanx up --config /etc/phalanx/phalanx.yaml
+
+  # Try it without root on a file of your own, read from the start
+  phalanx up --data /tmp/phalanx --source ./auth.log --from-start`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			cfg := config.Discover()
+			if f.config != "" {
+				if cfg, err = config.Load(f.config); err != nil {
+					return err
+				}
+			} else if len(f.sources) > 0 {
+				cfg.Files = nil
+			}
+			if f.data != "" {
+				cfg.DataDir = f.data
+			}
+			for _, s := range f.sources {
+				cfg.Files = append(cfg.Files, file.Config{Paths: []string{s}, FromStart: f.fromStart})
+			}
+			return runUp(cmd.Context(), cfg, log)
+		},
+	}
+	cmd.Flags().StringVar(&f.config, "config", "", "config file (YAML); see packaging/phalanx.yaml")
+	cmd.Flags().StringVar(&f.data, "data", "", "data directory for state (default /var/lib/phalanx)")
+	cmd.Flags().StringSliceVar(&f.sources, "source", nil, "a log file or glob to follow (repeatable); replaces the discovered files")
+	cmd.Flags().BoolVar(&f.fromStart, "from-start", false, "read --source files seen for the first time from their start, not their end")
+	return cmd
+}
+
+// runner is what every source provides.
+type runner interface {
+	Run(ctx context.Context, out chan<- source.Line) error
+}
+
+func runUp(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if len(cfg.Files)+len(cfg.Journald)+len(cfg.Syslog) == 0 {
+		return errors.New("no log sources: none of the usual logs exist here; give --source FILE or a --config with files, journald or syslog sources")
+	}
+	stateDir := filepath.Join(cfg.DataDir, "state")
+	if err := os.MkdirAll(stateDir, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w (choose another with --data)", err)
+	}
+	var set *rules.Set
+	var extra []detect.Scenario
+	var err error
+	if cfg.Rules != "" {
+		if set, extra, err = config.LoadRulesFile(cfg.Rules); err != nil {
+			return err
+		}
+	}
+	mode, err := sshd.ParseMode(cfg.SSHDMode)
+	if err != nil {
+		return fmt.Errorf("config sshd_mode: %w", err)
+	}
+	clock := phalanx.SystemClock{}
+	engine, err := engineFor(extra, cfg.Scenarios, cfg.Allowlist, !cfg.NoBuiltinAllowlist, clock)
+	if err != nil {
+		return err
+	}
+	ds := decisions.New(clock)
+
+	var runners []runner
+	for _, c := range cfg.Files {
+		s, err := file.New(c, stateDir, log)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		runners = append(runners, s)
+	}
+	for _, c := range cfg.Journald {
+		s, err := journald.New(c, stateDir, log)
+		if err != nil {
+			return err
+		}
+		runners = append(runners, s)
+	}
+	for _, c := range cfg.Syslog {
+		s, err := syslog.New(c, log)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		runners = append(runners, s)
+	}
+
+	emit := func(d phalanx.Decision) {
+		ds.Add(d)
+		log.Info("decision", "value", d.ValueString(), "type", d.Type, "scenario", d.Scenario,
+			"duration", d.Duration.String(), "events", d.Events, "first_seen", d.FirstSeen, "evidence", d.Evidence)
+	}
+	// One parser per hint (each keeps its own per-process state); one
+	// engine for all, fed from one goroutine.
+	pipelines := map[string]*ingest.Pipeline{}
+	pipelineFor := func(hint string) (*ingest.Pipeline, error) {
+		if p, ok := pipelines[hint]; ok {
+			return p, nil
+		}
+		typ, err := parse.ParseType(hint)
+		if err != nil {
+			return nil, err
+		}
+		p := ingest.New(parse.New(parse.Options{Type: typ, SSHDMode: mode, Rules: set, Context: &logline.Context{}}), engine, emit)
+		pipelines[hint] = p
+		return p, nil
+	}
+
+	lines := make(chan source.Line, 4096)
+	g, ctx := errgroup.WithContext(ctx)
+	for _, r := range runners {
+		g.Go(func() error { return r.Run(ctx, lines) })
+	}
+	g.Go(func() error { return ds.Run(ctx) })
+	g.Go(func() error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case l := <-lines:
+				p, err := pipelineFor(l.Hint)
+				if err != nil {
+					return fmt.Errorf("source %s: %w", l.Origin, err)
+				}
+				if l.Structured() {
+					h := logline.Header{Time: l.Time, Host: l.Host, Program: l.Program, PID: l.PID, Message: l.Text}
+					if h.Time.IsZero() {
+						h.Time = clock.Now()
+					}
+					p.Record(&h, l.Text)
+				} else {
+					p.Line(l.Text)
+				}
+			}
+		}
+	})
+	log.Info("phalanx up", "files", len(cfg.Files), "journald", len(cfg.Journald), "syslog", len(cfg.Syslog), "data", cfg.DataDir)
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	log.Info("phalanx stopped", "decisions_in_force", len(ds.List()))
+	return err
+}
