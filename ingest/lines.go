@@ -23,8 +23,8 @@ const chunk = 256 << 10
 // unless retained by reference to the chunk (see chunk).
 func ScanLines(r io.Reader, fn func(line string)) (truncated int, err error) {
 	buf := make([]byte, chunk+MaxLine)
-	n := 0         // valid bytes in buf
-	skip := false  // inside an over-long line: drop until the next newline
+	n := 0        // valid bytes in buf
+	skip := false // inside an over-long line: drop until the next newline
 	for {
 		m, rerr := r.Read(buf[n:])
 		n += m

@@ -7,12 +7,12 @@ import (
 	"os"
 	"strings"
 
+	"github.com/phalanx-defence/phalanx/config"
 	"github.com/phalanx-defence/phalanx/detect"
 	"github.com/phalanx-defence/phalanx/parse"
 	"github.com/phalanx-defence/phalanx/parse/logline"
 	"github.com/phalanx-defence/phalanx/parse/rules"
 	"github.com/phalanx-defence/phalanx/parse/sshd"
-	"github.com/phalanx-defence/phalanx/config"
 )
 
 // openInput opens a log file for reading: "-" is standard input and a

@@ -128,4 +128,3 @@ A rules file looks like:
 	cmd.AddCommand(test)
 	return cmd
 }
-
