@@ -72,13 +72,17 @@ func Parse(line string, c *Context) (h Header, ok bool) {
 	h.Time = t
 	rest = strings.TrimLeft(rest[n:], " ")
 	// Some forwarders put a facility.priority tag here: "[daemon.info]" or
-	// "<auth.info>".
+	// "<auth.info>". A bracketed word without a dot is not one: old syslogds
+	// write the program that way, with no host ("[sshd]: msg", "[sshd] msg").
 	if len(rest) > 0 && (rest[0] == '[' || rest[0] == '<') {
 		closer := byte(']')
 		if rest[0] == '<' {
 			closer = '>'
 		}
 		if i := strings.IndexByte(rest, closer); i > 0 && i < 32 && strings.IndexByte(rest[:i], ' ') < 0 {
+			if closer == ']' && strings.IndexByte(rest[:i], '.') < 0 {
+				return bracketProgram(h, rest, i)
+			}
 			rest = strings.TrimLeft(rest[i+1:], " ")
 		}
 	}
@@ -104,6 +108,59 @@ func Parse(line string, c *Context) (h Header, ok bool) {
 	}
 	h.Program, h.PID, h.Message, ok = splitTag(rest)
 	return h, ok
+}
+
+// bracketProgram splits "[prog]: msg" or "[prog] msg"; i is the index of
+// the closing bracket.
+func bracketProgram(h Header, rest string, i int) (Header, bool) {
+	h.Program = rest[1:i]
+	msg := rest[i+1:]
+	if len(msg) > 0 && msg[0] == ':' {
+		msg = msg[1:]
+	}
+	h.Message = strings.TrimLeft(msg, " ")
+	return h, h.Program != ""
+}
+
+// ParseUntimed splits a line that has no timestamp, as `journalctl -o
+// short` writes when the time is cut off or `-o cat` is combined with an
+// identifier: "host prog[pid]: message" or "prog[pid]: message". The tag
+// must carry a numeric pid, so that ordinary text with a colon in its
+// second word is not mistaken for a header.
+func ParseUntimed(line string) (h Header, ok bool) {
+	sp := strings.IndexByte(line, ' ')
+	if sp <= 0 {
+		return Header{}, false
+	}
+	rest := line
+	if !pidTag(line[:sp]) {
+		h.Host = line[:sp]
+		rest = line[sp+1:]
+		sp = strings.IndexByte(rest, ' ')
+		if sp <= 0 || !pidTag(rest[:sp]) {
+			return Header{}, false
+		}
+	}
+	h.Program, h.PID, h.Message, ok = splitTag(rest)
+	return h, ok
+}
+
+// pidTag reports whether tok is "prog[123]:".
+func pidTag(tok string) bool {
+	n := len(tok)
+	if n < 5 || tok[n-1] != ':' || tok[n-2] != ']' {
+		return false
+	}
+	i := strings.IndexByte(tok, '[')
+	if i <= 0 || i+1 >= n-2 {
+		return false
+	}
+	for j := i + 1; j < n-2; j++ {
+		if !isDigit(tok[j]) {
+			return false
+		}
+	}
+	return true
 }
 
 // tagEnd reports whether a token looks like "prog:" or "prog[123]:".

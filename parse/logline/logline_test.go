@@ -21,6 +21,9 @@ func TestParse(t *testing.T) {
 		{"<13>Feb  5 17:32:18 10.0.0.99 postfix/smtpd[7]: text", "2024-02-05T17:32:18Z", "10.0.0.99", "postfix/smtpd", "text", 7},
 		{"Jan 12 07:05:01 [daemon.info] host dovecot: auth: x", "2024-01-12T07:05:01Z", "host", "dovecot", "auth: x", 0},
 		{"Mar 15 09:20:57 sshd[28261]: Connection closed", "2024-03-15T09:20:57Z", "", "sshd", "Connection closed", 28261},
+		{"Mar  3 00:17:22 [sshd]: User root from 192.0.2.1", "2024-03-03T00:17:22Z", "", "sshd", "User root from 192.0.2.1", 0},
+		{"Jun 25 23:53:34 [sshd] User root from 192.0.2.1", "2024-06-25T23:53:34Z", "", "sshd", "User root from 192.0.2.1", 0},
+		{"Mar 29 05:59:23 dusky sshd[20878]: [ID 800047 auth.info] Failed", "2024-03-29T05:59:23Z", "dusky", "sshd", "[ID 800047 auth.info] Failed", 20878},
 	}
 	for _, tt := range tests {
 		h, ok := Parse(tt.line, c)
@@ -38,6 +41,30 @@ func TestParse(t *testing.T) {
 	for _, bad := range []string{"", "hello world", "Jan 99 10:00:00 x y: z", "<999999>1 x"} {
 		if _, ok := Parse(bad, c); ok {
 			t.Errorf("Parse(%q) ok, want failure", bad)
+		}
+	}
+}
+
+func TestParseUntimed(t *testing.T) {
+	tests := []struct {
+		line, host, prog, msg string
+		pid                   int
+		ok                    bool
+	}{
+		{"srv sshd[123]: Failed password", "srv", "sshd", "Failed password", 123, true},
+		{"sshd[7]: Connection closed", "", "sshd", "Connection closed", 7, true},
+		{"srv sshd-session[9]: x", "srv", "sshd-session", "x", 9, true},
+		{"Failed password for root from 192.0.2.1", "", "", "", 0, false},
+		{"error: kex_exchange_identification: x", "", "", "", 0, false},
+		{"srv sshd: no pid", "", "", "", 0, false},
+		{"srv sshd[x1]: bad pid", "", "", "", 0, false},
+		{"", "", "", "", 0, false},
+		{"[]: x", "", "", "", 0, false},
+	}
+	for _, tt := range tests {
+		h, ok := ParseUntimed(tt.line)
+		if ok != tt.ok || (ok && (h.Host != tt.host || h.Program != tt.prog || h.Message != tt.msg || h.PID != tt.pid)) {
+			t.Errorf("ParseUntimed(%q) = %+v, %v", tt.line, h, ok)
 		}
 	}
 }
@@ -72,6 +99,9 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("message longer than line")
 		}
 		Time(s, c)
+		if h, ok := ParseUntimed(s); ok && len(h.Message) > len(s) {
+			t.Fatalf("untimed message longer than line")
+		}
 	})
 }
 
