@@ -33,7 +33,7 @@ func (p *Parser) postfix(s string, ev *phalanx.Event) bool {
 		// after AUTH it is followed by a "disconnect ... auth=0/1" line
 		// that is counted instead.
 		k := p.aggressive(phalanx.KindMailProtocol)
-		if cmd == "DATA" || cmd == "AUTH" || !isUpperWord(cmd) {
+		if cmd == "DATA" || cmd == "AUTH" || !isCommand(cmd) {
 			k = phalanx.KindInfo
 		}
 		return p.fromKind(s, k, ev)
@@ -120,7 +120,7 @@ func (p *Parser) postfixWarning(s string, ev *phalanx.Event) bool {
 // reject handles "CMD from name[addr]: CODE DSN text" after "reject: ".
 func (p *Parser) reject(s string, ev *phalanx.Event) bool {
 	cmd, rest := word(s)
-	if !isUpperWord(cmd) || !strings.HasPrefix(rest, "from ") {
+	if !isCommand(cmd) || !strings.HasPrefix(rest, "from ") {
 		return false
 	}
 	a, rest, ok := client(rest[len("from "):])

@@ -12,6 +12,12 @@ func addr(s string) netip.Addr {
 	}
 	// Postfix writes IPv6 clients as "IPv6:2001:db8::1" in some places.
 	s = strings.TrimPrefix(s, "IPv6:")
+	// netip's errors allocate: reject what cannot be an address first.
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '.' || c == ':') {
+			return netip.Addr{}
+		}
+	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Addr{}
@@ -71,12 +77,13 @@ func word(s string) (w, rest string) {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-func isUpperWord(s string) bool {
+// isCommand matches an SMTP command or stage name: "RCPT", "END-OF-MESSAGE".
+func isCommand(s string) bool {
 	if len(s) == 0 || len(s) > 16 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 'A' || c > 'Z' {
+		if c := s[i]; (c < 'A' || c > 'Z') && c != '-' {
 			return false
 		}
 	}
