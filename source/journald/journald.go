@@ -1,0 +1,300 @@
+// Package journald follows the systemd journal by running
+// `journalctl -o json --follow` (no cgo, no libsystemd) and remembers the
+// cursor of the last entry handed on, so that a restart resumes right after
+// it. If journalctl exits, it is started again with a growing delay.
+package journald
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/phalanx-defence/phalanx/source"
+)
+
+// Config says which journal entries to follow. It is embedded in phalanx's
+// configuration file.
+type Config struct {
+	// Matches are journalctl matches, such as "_SYSTEMD_UNIT=ssh.service";
+	// "+" between them means OR. Empty follows the whole journal.
+	Matches []string `yaml:"matches,omitempty"`
+	// Hint names the parser for these lines; empty means auto-detect.
+	Hint string `yaml:"hint,omitempty"`
+	// Journalctl is the journalctl executable ("journalctl" from PATH if empty).
+	Journalctl string `yaml:"journalctl,omitempty"`
+
+	// Backoff is the first delay before journalctl is started again after
+	// it exits (DefaultBackoff if zero); it doubles up to MaxBackoff. Not
+	// part of the file schema.
+	Backoff time.Duration `yaml:"-"`
+}
+
+// Restart delays.
+const (
+	DefaultBackoff = time.Second
+	MaxBackoff     = 30 * time.Second
+)
+
+const (
+	cursorName = "journald-cursor"
+	// maxRecord bounds one JSON line from journalctl; a message at
+	// source.MaxLine can grow up to fourfold as a byte array.
+	maxRecord = 4*source.MaxLine + 64<<10
+	// saveEvery bounds how often the cursor is written while entries flow:
+	// a crash re-delivers at most this much, a clean stop nothing.
+	saveEvery = time.Second
+)
+
+var matchRE = regexp.MustCompile(`^([A-Z0-9_]+=.*|\+)$`)
+
+// Source follows the journal. It is not safe to Run twice.
+type Source struct {
+	cfg      Config
+	path     string // resolved journalctl
+	stateDir string
+	logger   *slog.Logger
+	stats    source.Stats
+
+	mu     sync.Mutex // guards cursor, read by Cursor while Run writes it
+	cursor string
+	saved  string
+}
+
+// New checks cfg, finds journalctl and loads the cursor persisted in
+// stateDir. stateDir belongs to this source alone; an empty stateDir keeps
+// the cursor in memory only.
+func New(cfg Config, stateDir string, logger *slog.Logger) (*Source, error) {
+	for _, m := range cfg.Matches {
+		if !matchRE.MatchString(m) {
+			return nil, fmt.Errorf("source/journald: match %q is not FIELD=value (an upper-case journal field, such as _SYSTEMD_UNIT=ssh.service) or +", m)
+		}
+	}
+	if cfg.Journalctl == "" {
+		cfg.Journalctl = "journalctl"
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = DefaultBackoff
+	}
+	path, err := exec.LookPath(cfg.Journalctl)
+	if err != nil {
+		return nil, fmt.Errorf("source/journald: cannot find %s (install systemd's journalctl or set journalctl: to its path): %w", cfg.Journalctl, err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Source{cfg: cfg, path: path, stateDir: stateDir, logger: logger.With("component", "source/journald")}
+	if stateDir != "" {
+		if err := os.MkdirAll(stateDir, 0o750); err != nil {
+			return nil, fmt.Errorf("source/journald: create state directory: %w", err)
+		}
+		b, err := os.ReadFile(filepath.Join(stateDir, cursorName))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("source/journald: read cursor: %w", err)
+		}
+		s.cursor = strings.TrimSpace(string(b))
+		s.saved = s.cursor
+	}
+	return s, nil
+}
+
+// Stats returns the source's counters.
+func (s *Source) Stats() *source.Stats { return &s.stats }
+
+// Cursor returns the cursor of the last entry handed on.
+func (s *Source) Cursor() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cursor
+}
+
+// args builds journalctl's command line: resume after the cursor, or start
+// now on the first run (the journal's past was never ours to report).
+func (s *Source) args() []string {
+	a := []string{"-o", "json", "--follow", "--no-tail", "--all"}
+	if c := s.Cursor(); c != "" {
+		a = append(a, "--after-cursor="+c)
+	} else {
+		a = append(a, "--since=now")
+	}
+	return append(a, s.cfg.Matches...)
+}
+
+// Run follows the journal and sends its entries to out until ctx ends,
+// then saves the cursor and returns nil. It returns an error only if the
+// cursor cannot be saved.
+func (s *Source) Run(ctx context.Context, out chan<- source.Line) error {
+	delay := s.cfg.Backoff
+	for {
+		started := time.Now()
+		err := s.follow(ctx, out)
+		if serr := s.save(); serr != nil {
+			return serr
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(started) > MaxBackoff {
+			delay = s.cfg.Backoff // it ran fine for a while: this is a new failure
+		}
+		s.logger.Warn("journalctl exited; starting it again", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, MaxBackoff)
+	}
+}
+
+// Close exists for symmetry with the other sources; journalctl ends with
+// Run's context.
+func (s *Source) Close() error { return nil }
+
+// follow runs journalctl once, until it exits or ctx ends.
+func (s *Source) follow(ctx context.Context, out chan<- source.Line) error {
+	cmd := exec.CommandContext(ctx, s.path, s.args()...)
+	cmd.WaitDelay = 2 * time.Second
+	stderr := &tailBuffer{max: 4 << 10}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("source/journald: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("source/journald: start %s: %w", s.path, err)
+	}
+	rerr := s.read(ctx, stdout, out)
+	werr := cmd.Wait()
+	if rerr != nil {
+		return rerr
+	}
+	if werr != nil {
+		return fmt.Errorf("source/journald: journalctl: %w: %s", werr, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return errors.New("source/journald: journalctl exited")
+}
+
+func (s *Source) read(ctx context.Context, r io.Reader, out chan<- source.Line) error {
+	split := source.NewSplitter(maxRecord)
+	buf := make([]byte, 64<<10)
+	lastSave := time.Now()
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			ferr := split.Feed(buf[:n], func(rec []byte, truncated bool, _ int) error {
+				if truncated {
+					s.stats.Dropped.Add(1)
+					return nil
+				}
+				return s.handle(ctx, rec, out)
+			})
+			if ferr != nil {
+				return nil // ctx ended
+			}
+			if time.Since(lastSave) > saveEvery {
+				if err := s.save(); err != nil {
+					s.logger.Warn("cannot save the journal cursor", "err", err)
+				}
+				lastSave = time.Now()
+			}
+		}
+		if err != nil {
+			return nil // EOF, or the pipe closed as journalctl ended; Wait tells why
+		}
+	}
+}
+
+func (s *Source) handle(ctx context.Context, rec []byte, out chan<- source.Line) error {
+	if len(bytes.TrimSpace(rec)) == 0 {
+		return nil
+	}
+	e, err := Decode(rec)
+	if err != nil {
+		s.stats.Dropped.Add(1)
+		s.logger.Debug("undecodable journal entry", "err", err)
+		return nil
+	}
+	if e.Message != "" {
+		l := source.Line{Text: e.Message, Time: e.Time, Host: e.Hostname, Program: e.Program(), PID: e.PID,
+			Hint: s.cfg.Hint, Origin: "journald", Truncated: e.Truncated}
+		select {
+		case out <- l:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.stats.Lines.Add(1)
+		if e.Truncated {
+			s.stats.Truncated.Add(1)
+		}
+	}
+	if e.Cursor != "" {
+		s.mu.Lock()
+		s.cursor = e.Cursor
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// save writes the cursor atomically if it moved.
+func (s *Source) save() error {
+	c := s.Cursor()
+	if s.stateDir == "" || c == s.saved {
+		return nil
+	}
+	path := filepath.Join(s.stateDir, cursorName)
+	tmp, err := os.CreateTemp(s.stateDir, "."+cursorName+".*")
+	if err != nil {
+		return fmt.Errorf("source/journald: save cursor: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(c + "\n")
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("source/journald: save cursor: %w", err)
+	}
+	s.saved = c
+	return nil
+}
+
+// tailBuffer keeps the last max bytes written to it: journalctl's last
+// complaint, without letting its stderr grow without bound.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) Bytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]byte(nil), t.b...)
+}
