@@ -160,14 +160,14 @@ type rangeState struct {
 
 // Engine runs scenarios over events. It is not safe for concurrent use.
 type Engine struct {
-	scen     []compiled
-	byKind   map[phalanx.EventKind][]int32
-	calmers  []int32
-	allow    []netip.Prefix
-	builtin  bool
-	clock    phalanx.Clock
-	seed     maphash.Seed
-	max      int
+	scen    []compiled
+	byKind  map[phalanx.EventKind][]int32
+	calmers []int32
+	allow   []netip.Prefix
+	builtin bool
+	clock   phalanx.Clock
+	seed    maphash.Seed
+	max     int
 	// idx maps an address to the first of its buckets, chained by
 	// bucket.chain: one lookup per event finds every bucket of a source.
 	idx      map[[16]byte]int32
