@@ -76,7 +76,7 @@ func (p *Parser) parseAccess(s string, ev *phalanx.Event, svc phalanx.Service) b
 	ev.Status = status
 	ev.Method, ev.Path = splitRequest(req)
 	ev.UserAgent = userAgent(after)
-	Classify(ev)
+	ev.Kind = classify(ev.Method, ev.Path, ev.Status, ev.UserAgent, p)
 	return true
 }
 
@@ -86,14 +86,15 @@ func (p *Parser) parseAccess(s string, ev *phalanx.Event, svc phalanx.Service) b
 // followed by " NNN" ends it; if escaping was not honoured (a custom
 // format), the last quote followed by a status is taken instead.
 func requestField(s string) (req, after string, ok bool) {
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '"':
-			if statusFollows(s[i+1:]) {
-				return s[:i], s[i+1:], true
-			}
+	for off := 0; ; {
+		i := strings.IndexByte(s[off:], '"')
+		if i < 0 {
+			break
+		}
+		i += off
+		off = i + 1
+		if !escaped(s, i) && statusFollows(s[i+1:]) {
+			return s[:i], s[i+1:], true
 		}
 	}
 	for i := len(s) - 1; i >= 0; i-- {
@@ -102,6 +103,16 @@ func requestField(s string) (req, after string, ok bool) {
 		}
 	}
 	return "", "", false
+}
+
+// escaped reports whether s[i] follows an odd run of backslashes.
+func escaped(s string, i int) bool {
+	n := 0
+	for i > 0 && s[i-1] == '\\' {
+		n++
+		i--
+	}
+	return n%2 == 1
 }
 
 func statusFollows(s string) bool {
@@ -137,15 +148,17 @@ func quotedAfterSpace(s string) (v, rest string, ok bool) {
 		return "", s, false
 	}
 	s = s[2:]
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '"':
+	for off := 0; ; {
+		i := strings.IndexByte(s[off:], '"')
+		if i < 0 {
+			return "", s, false
+		}
+		i += off
+		if !escaped(s, i) {
 			return s[:i], s[i+1:], true
 		}
+		off = i + 1
 	}
-	return "", s, false
 }
 
 // splitRequest splits "METHOD target PROTO". A request line that is not

@@ -13,10 +13,12 @@ import (
 // malformed request line, exploit payload, open-proxy probe, secret or
 // admin file, scanner user agent, then the status (401, 429, 403, 4xx).
 func Classify(ev *phalanx.Event) {
-	ev.Kind = classify(ev.Method, ev.Path, ev.Status, ev.UserAgent)
+	ev.Kind = classify(ev.Method, ev.Path, ev.Status, ev.UserAgent, nil)
 }
 
-func classify(method, path string, status int, ua string) phalanx.EventKind {
+// classify is Classify with the parser's user-agent cache when p is not
+// nil.
+func classify(method, path string, status int, ua string, p *Parser) phalanx.EventKind {
 	if method == "" {
 		if path == "" && status != 400 {
 			// "-": a connection closed before any request (browser
@@ -37,7 +39,7 @@ func classify(method, path string, status int, ua string) phalanx.EventKind {
 	if k := pathKind(path, status); k != phalanx.KindHTTPRequest {
 		return k
 	}
-	if badAgent(ua) {
+	if ua != "" && p.badAgent(ua) {
 		return phalanx.KindHTTPBadAgent
 	}
 	return phalanx.KindHTTPRequest
@@ -116,8 +118,7 @@ func pathKind(path string, status int) phalanx.EventKind {
 func normalize(buf []byte, s string) (string, int) {
 	clean := true
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '%' || c == '+' || c == '\\' || (c >= 'A' && c <= 'Z') {
+		if dirty[s[i]] {
 			clean = false
 			break
 		}
@@ -129,51 +130,68 @@ func normalize(buf []byte, s string) (string, int) {
 		}
 		return s, q
 	}
-	q := len(s)
-	inQuery := false
+	if len(s) == 0 {
+		return "", 0
+	}
+	b := buf[:len(s)] // decoding never lengthens
+	q, w := -1, 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case c == '?' && !inQuery:
-			inQuery = true
-			q = len(buf)
+		case c == '?' && q < 0:
+			q = w
 		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
 			c = unhex(s[i+1])<<4 | unhex(s[i+2])
 			i += 2
 		case c == '\\' && i+3 < len(s) && s[i+1] == 'x' && isHex(s[i+2]) && isHex(s[i+3]):
 			c = unhex(s[i+2])<<4 | unhex(s[i+3])
 			i += 3
-		case c == '+' && inQuery:
+		case c == '+' && q >= 0:
 			c = ' '
 		}
-		buf = append(buf, fold(c))
+		b[w] = foldTab[c]
+		w++
 	}
-	if q > len(buf) {
-		q = len(buf)
+	b = b[:w]
+	if q < 0 {
+		q = w
 	}
 	// Double (and triple) encoding: %252e, %%32%65.
-	for pass := 0; pass < 2 && hasEscape(buf); pass++ {
-		n := len(decodeInPlace(buf[:q]))
-		rest := decodeInPlace(buf[q:])
-		copy(buf[n:], rest)
-		buf, q = buf[:n+len(rest)], n
+	for pass := 0; pass < 2 && hasEscape(b); pass++ {
+		n := len(decodeInPlace(b[:q]))
+		rest := decodeInPlace(b[q:])
+		copy(b[n:], rest)
+		b, q = b[:n+len(rest)], n
 	}
-	if len(buf) == 0 {
+	if len(b) == 0 {
 		return "", 0
 	}
-	return unsafe.String(&buf[0], len(buf)), q
+	return unsafe.String(&b[0], len(b)), q
 }
 
+// dirty marks the bytes that make normalize copy a target.
+var dirty = func() (t [256]bool) {
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	t['%'], t['+'], t['\\'] = true, true, true
+	return t
+}()
+
+// foldTab lowercases ASCII and turns a backslash into a slash.
+var foldTab = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = byte(c) + 'a' - 'A'
+	}
+	t['\\'] = '/'
+	return t
+}()
+
 // fold lowercases ASCII and turns a backslash into a slash.
-func fold(c byte) byte {
-	if c >= 'A' && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	if c == '\\' {
-		return '/'
-	}
-	return c
-}
+func fold(c byte) byte { return foldTab[c] }
 
 func lower(c byte) byte {
 	if c >= 'A' && c <= 'Z' {
@@ -477,17 +495,44 @@ func exploitText(s string, q int) bool {
 	if m&chComma != 0 && strings.Contains(s, ",null,null") {
 		return true
 	}
-	if len(query) > 0 {
-		for _, w := range [...]string{"../", "/etc/passwd", "/etc/shadow", "/proc/self/", "win.ini",
-			"information_schema", "@@version", "xp_cmdshell", "waitfor delay", "class.module.",
-			"invokefunction", "call_user_func", "allow_url_include", "auto_prepend_file", "/bin/sh",
-			"/bin/bash", "cmd.exe", "wget http", "curl http", "base64_decode"} {
-			if strings.Contains(query, w) {
+	if len(query) > 0 && queryPayload(query) {
+		return true
+	}
+	return false
+}
+
+// queryPayload looks for payload words in the query. Each word holds a
+// marker byte ('/', '.', '_', '@', ' '); a query without the marker skips
+// that group, so ordinary "page=2&sort=price" costs one scan.
+func queryPayload(q string) bool {
+	var slash, dot, under, at, space bool
+	for i := 0; i < len(q); i++ {
+		switch q[i] {
+		case '/':
+			slash = true
+		case '.':
+			dot = true
+		case '_':
+			under = true
+		case '@':
+			at = true
+		case ' ':
+			space = true
+		}
+	}
+	has := func(words ...string) bool {
+		for _, w := range words {
+			if strings.Contains(q, w) {
 				return true
 			}
 		}
+		return false
 	}
-	return false
+	return slash && has("../", "/etc/passwd", "/etc/shadow", "/proc/self/", "/bin/sh", "/bin/bash", "/invokefunction") ||
+		dot && has("win.ini", "class.module.", "cmd.exe") ||
+		under && has("information_schema", "xp_cmdshell", "call_user_func", "allow_url_include", "auto_prepend_file", "base64_decode") ||
+		at && has("@@version") ||
+		space && has("waitfor delay", "wget http", "curl http")
 }
 
 // xssTag reports an HTML tag that has no business in a URL.

@@ -106,16 +106,15 @@ func nginxKind(level, msg string, ev *phalanx.Event) phalanx.EventKind {
 		strings.HasPrefix(msg, "delaying request"):
 		return phalanx.KindHTTPRateLimited
 	case strings.HasPrefix(msg, `user "`):
+		// The name is not escaped: it ends at the last marker before the
+		// client, as fail2ban's `user "(?:[^"]+|.*?)":? ...` reads it.
 		u := msg[len(`user "`):]
-		var ok bool
-		for _, end := range [...]string{`" was not found in "`, `": password mismatch`} {
-			if i := strings.LastIndex(u, end); i >= 0 {
-				u, ok = u[:i], true
-				break
-			}
+		end := -1
+		for _, m := range [...]string{`" was not found in "`, `": was not found in "`, `": password mismatch`} {
+			end = max(end, strings.LastIndex(u, m))
 		}
-		if ok {
-			ev.User = u
+		if end >= 0 {
+			ev.User = u[:end]
 			return phalanx.KindHTTPAuthFailed
 		}
 	case strings.HasPrefix(msg, "PAM: user '"):

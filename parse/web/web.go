@@ -11,6 +11,7 @@
 package web
 
 import (
+	"hash/maphash"
 	"net/netip"
 	"strings"
 
@@ -22,6 +23,7 @@ import (
 type Parser struct {
 	service phalanx.Service
 	ctx     *logline.Context
+	agents  agentCache
 }
 
 // New returns a parser; service is what access-log events are attributed to
@@ -33,7 +35,9 @@ func New(service phalanx.Service, c *logline.Context) *Parser {
 	if service == "" {
 		service = phalanx.ServiceHTTP
 	}
-	return &Parser{service: service, ctx: c}
+	p := &Parser{service: service, ctx: c}
+	p.agents.seed = maphash.MakeSeed()
+	return p
 }
 
 // maxWrappers bounds how many syslog/journal prefixes Parse peels off one
