@@ -80,7 +80,7 @@ func Parse(line string, c *Context) (h Header, ok bool) {
 			closer = '>'
 		}
 		if i := strings.IndexByte(rest, closer); i > 0 && i < 32 && strings.IndexByte(rest[:i], ' ') < 0 {
-			if closer == ']' && strings.IndexByte(rest[:i], '.') < 0 {
+			if closer == ']' && strings.IndexByte(rest[:i], '.') < 0 && !tagFollows(rest[i+1:]) {
 				return bracketProgram(h, rest, i)
 			}
 			rest = strings.TrimLeft(rest[i+1:], " ")
@@ -108,6 +108,22 @@ func Parse(line string, c *Context) (h Header, ok bool) {
 	}
 	h.Program, h.PID, h.Message, ok = splitTag(rest)
 	return h, ok
+}
+
+// tagFollows reports whether s (what follows a bracketed word) goes on as
+// " prog: ..." or " host prog[pid]: ...": then the bracketed word was a
+// facility or level tag ("[auth]", nginx's "[error]"), not the program.
+func tagFollows(s string) bool {
+	if len(s) == 0 || s[0] != ' ' {
+		return false
+	}
+	s = strings.TrimLeft(s, " ")
+	tok, rest, _ := strings.Cut(s, " ")
+	if tagEnd(tok) {
+		return true
+	}
+	tok, _, _ = strings.Cut(rest, " ")
+	return tagEnd(tok)
 }
 
 // bracketProgram splits "[prog]: msg" or "[prog] msg"; i is the index of

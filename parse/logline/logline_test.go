@@ -23,6 +23,7 @@ func TestParse(t *testing.T) {
 		{"Mar 15 09:20:57 sshd[28261]: Connection closed", "2024-03-15T09:20:57Z", "", "sshd", "Connection closed", 28261},
 		{"Mar  3 00:17:22 [sshd]: User root from 192.0.2.1", "2024-03-03T00:17:22Z", "", "sshd", "User root from 192.0.2.1", 0},
 		{"Jun 25 23:53:34 [sshd] User root from 192.0.2.1", "2024-06-25T23:53:34Z", "", "sshd", "User root from 192.0.2.1", 0},
+		{"Jan 12 07:05:01 [auth] host dovecot: auth: x", "2024-01-12T07:05:01Z", "host", "dovecot", "auth: x", 0},
 		{"Mar 29 05:59:23 dusky sshd[20878]: [ID 800047 auth.info] Failed", "2024-03-29T05:59:23Z", "dusky", "sshd", "[ID 800047 auth.info] Failed", 20878},
 	}
 	for _, tt := range tests {
