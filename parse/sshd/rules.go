@@ -68,9 +68,17 @@ func classify(msg string, mode Mode) (m match, ok bool) {
 		if len(msg) > 13 && (msg[1:13] == "nvalid user " || msg[1:13] == "llegal user ") {
 			return userFrom(msg[13:], phalanx.KindInvalidUser)
 		}
+		// input_userauth_request: invalid user NAME [preauth] (follows "Invalid user", which counted)
+		if strings.HasPrefix(msg, "input_userauth_request: ") {
+			return benign(), true
+		}
 	case 'A', 'a':
 		if rest, ok := strings.CutPrefix(msg, "Accepted "); ok {
 			return accepted(rest)
+		}
+		// Address HOST maps to NAME, but this does not map back to the address - POSSIBLE BREAK-IN ATTEMPT!
+		if strings.HasPrefix(msg, "Address ") && strings.Contains(msg, " maps to ") {
+			return benign(), true
 		}
 		// Authentication failure for NAME from HOST[ via H] (PAM on BSD/macOS)
 		if rest, ok := strings.CutPrefix(msg[1:], "uthentication "); ok {
@@ -88,6 +96,9 @@ func classify(msg string, mode Mode) (m match, ok bool) {
 		return classifyD(msg, mode)
 	case 'R':
 		return classifyR(msg, mode)
+	case 'p':
+		// pam_unix(sshd:auth): authentication failure; ... ruser=R rhost=HOST [user=U]
+		return pamModule(msg)
 	case 'r':
 		// refused connect from NAME (HOST)
 		if rest, ok := strings.CutPrefix(msg, "refused connect from "); ok {
@@ -100,9 +111,11 @@ func classify(msg string, mode Mode) (m match, ok bool) {
 				}
 			}
 		}
-	case 'p':
-		// pam_unix(sshd:auth): authentication failure; ... ruser=R rhost=HOST [user=U]
-		return pamModule(msg)
+		// reverse mapping checking getaddrinfo for NAME [HOST] failed - POSSIBLE BREAK-IN ATTEMPT!
+		// (DNS hygiene of the client's network, not an attack; fail2ban ignores it too)
+		if strings.HasPrefix(msg, "reverse mapping checking ") {
+			return benign(), true
+		}
 	case 'm':
 		// maximum authentication attempts exceeded for NAME from HOST port N ssh2 [preauth]
 		if rest, ok := strings.CutPrefix(msg, "maximum authentication attempts exceeded for "); ok {
@@ -190,6 +203,11 @@ func classify(msg string, mode Mode) (m match, ok bool) {
 			}
 		}
 	case 'P':
+		// PAM 4 more authentication failures; ... rhost=HOST user=U (a summary of lines already counted)
+		// PAM service(sshd) ignoring max retries; 6 > 3
+		if strings.HasPrefix(msg, "PAM ") {
+			return benign(), true
+		}
 		// Postponed publickey for USER from HOST port N ssh2 [preauth]
 		if rest, ok := strings.CutPrefix(msg, "Postponed "); ok {
 			if i := strings.Index(rest, " for "); i > 0 {
@@ -440,6 +458,10 @@ func pamModule(msg string) (m match, ok bool) {
 		return m, false
 	}
 	rest = trimLeftSpace(rest[6:])
+	if strings.HasPrefix(rest, "check pass;") {
+		// check pass; user unknown (the Invalid user line counts)
+		return benign(), true
+	}
 	rest, ok = strings.CutPrefix(rest, "authentication failure;")
 	if !ok {
 		return m, false

@@ -122,7 +122,11 @@ func (p *Parser) Parse(line string, ev *phalanx.Event) bool {
 // (the dispatcher routes lines of program sshd or sshd-session here; journald
 // entries arrive split). The program is not checked again.
 func (p *Parser) ParseMessage(h *logline.Header, ev *phalanx.Event) bool {
-	m, ok := classify(h.Message, p.mode)
+	msg := h.Message
+	for len(msg) > 0 && (msg[len(msg)-1] == '\r' || msg[len(msg)-1] == '\n') {
+		msg = msg[:len(msg)-1] // CRLF files, or a caller that kept the newline
+	}
+	m, ok := classify(msg, p.mode)
 	if !ok {
 		return false
 	}

@@ -63,6 +63,12 @@ func TestParseKinds(t *testing.T) {
 		{Normal, pre + "Disconnected from user ops 198.51.100.38 port 20", phalanx.KindInfo, "198.51.100.38", "ops", ""},
 		{Normal, pre + "pam_unix(sshd:session): session opened for user ops(uid=1000) by (uid=0)", phalanx.KindInfo, "", "", ""},
 		{Normal, pre + "Postponed publickey for ops from 198.51.100.39 port 21 ssh2 [preauth]", phalanx.KindInfo, "", "", "publickey"},
+		{Normal, pre + "input_userauth_request: invalid user root [preauth]", phalanx.KindInfo, "", "", ""},
+		{Normal, pre + "Address 198.51.100.1 maps to x.example, but this does not map back to the address - POSSIBLE BREAK-IN ATTEMPT!", phalanx.KindInfo, "", "", ""},
+		{Normal, pre + "reverse mapping checking getaddrinfo for x.example [198.51.100.1] failed - POSSIBLE BREAK-IN ATTEMPT!", phalanx.KindInfo, "", "", ""},
+		{Normal, pre + "pam_unix(sshd:auth): check pass; user unknown", phalanx.KindInfo, "", "", ""},
+		{Normal, pre + "PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.1  user=root", phalanx.KindInfo, "", "", ""},
+		{Normal, pre + "Did not receive identification string from 198.51.100.2\r", phalanx.KindInfo, "198.51.100.2", "", ""},
 		// A host name is never resolved: recognised, no address.
 		{Normal, pre + "Invalid user x from bad.example port 1", phalanx.KindInvalidUser, "", "x", ""},
 		// Header forms: journal short form without a time, bare message,
@@ -95,6 +101,25 @@ func TestParseKinds(t *testing.T) {
 	}
 }
 
+// TestHugeLines: a megabyte of repeated " from " in the places a user name
+// goes must neither panic nor take quadratic time.
+func TestHugeLines(t *testing.T) {
+	p := New(Aggressive, testCtx)
+	big := strings.Repeat(" from 192.0.2.1 port 1 ssh2", 40000)
+	for _, line := range []string{
+		"h sshd[1]: Failed password for invalid user x" + big + " from 198.51.100.1 port 2 ssh2",
+		"h sshd[1]: Invalid user x" + big + " from 198.51.100.1 port 2",
+		"h sshd[1]: Connection closed by authenticating user x" + big + " 198.51.100.1 port 2 [preauth]",
+	} {
+		var ev phalanx.Event
+		if !p.Parse(line, &ev) || !ev.Hostile() || ev.Source.String() != "198.51.100.1" {
+			t.Errorf("huge line: hostile=%v source %v", ev.Hostile(), ev.Source)
+		}
+	}
+	var ev phalanx.Event
+	p.Parse("h sshd[1]: Failed password for x"+big+": from", &ev) // must not panic
+}
+
 func TestParseTime(t *testing.T) {
 	p := New(Normal, testCtx)
 	var ev phalanx.Event
@@ -112,8 +137,6 @@ func TestParseRejects(t *testing.T) {
 		"",
 		"Mar  4 05:06:07 web1 postfix/smtpd[1]: Invalid user a from 198.51.100.1", // another program
 		"Mar  4 05:06:07 web1 sshd[1]: Server listening on 0.0.0.0 port 22.",
-		"Mar  4 05:06:07 web1 sshd[1]: input_userauth_request: invalid user root [preauth]",
-		"Mar  4 05:06:07 web1 sshd[1]: Address 198.51.100.1 maps to x.example, but this does not map back to the address",
 		"Mar  4 05:06:07 web1 sshd[1]: Disconnected from totobad user ftp 198.51.100.1 port 2 [preauth]",
 		"hello world",
 	} {
