@@ -15,6 +15,20 @@
 // state per (host, PID) in a fixed table (see stateEntries) — the same
 // merging rules as fail2ban's multi-line failure ids (F-MLFID, F-NOFAIL,
 // F-MLFFORGET, F-MLFGAINED).
+//
+// Choices a reader should know, all fail2ban's:
+//   - A valid user's "Failed publickey" is KindInfo with Method "publickey"
+//     (a client offers its keys in turn; a misconfigured job is likelier
+//     than an attack); the "Too many authentication failures" that ends
+//     real key spraying counts, with the address those lines gave.
+//   - A pam_unix "authentication failure" is KindInfo: sshd logs a
+//     "Failed password" line for the same attempt. It counts only when the
+//     same process saw more than one user name.
+//   - An "Accepted" line is KindAuthSuccess, except after failures for
+//     other user names in the same process: then it is KindAuthFailed,
+//     charging the attempts that did not count by themselves.
+//   - A host name where an address belongs is never resolved (the attacker
+//     chose it): the event is recognised with an invalid Source.
 package sshd
 
 import (
