@@ -635,36 +635,46 @@ func unionSelect(s string) bool {
 		if i < 0 {
 			return false
 		}
-		r := s[off+i+len("union"):]
 		off += i + len("union")
-		r = skipSQLSpace(r)
-		if wordAt(r, "all") {
-			r = skipSQLSpace(r[3:])
-		} else if wordAt(r, "distinct") {
-			r = skipSQLSpace(r[8:])
+		r, ok := skipSQLSpace(s[off:])
+		if !ok {
+			// An unterminated comment: no later "union" can be followed by
+			// anything else, and searching again would be quadratic.
+			return false
 		}
-		if wordAt(r, "select") {
+		if wordAt(r, "all") {
+			r, ok = skipSQLSpace(r[3:])
+		} else if wordAt(r, "distinct") {
+			r, ok = skipSQLSpace(r[8:])
+		}
+		if ok && wordAt(r, "select") {
 			return true
 		}
 	}
 }
 
-func skipSQLSpace(s string) string {
+const maxSQLComment = 64
+
+// skipSQLSpace skips what SQL takes for a space; ok is false at an
+// unterminated comment.
+func skipSQLSpace(s string) (rest string, ok bool) {
 	for len(s) > 0 {
 		switch {
 		case s[0] == ' ' || s[0] == '\t' || s[0] == '\n' || s[0] == '\r' || s[0] == '(' || s[0] == '+':
 			s = s[1:]
 		case strings.HasPrefix(s, "/*"):
-			e := strings.Index(s[2:], "*/")
+			// Comments used as spaces are short; bounding the look-ahead
+			// keeps "union/*union/*...*/" linear.
+			e := strings.Index(s[2:min(len(s), 2+maxSQLComment)], "*/")
 			if e < 0 {
-				return ""
+				return "", len(s) <= 2+maxSQLComment
 			}
 			s = s[e+4:]
 		default:
-			return s
+			return s, true
 		}
 	}
-	return s
+	return s, true
 }
 
 // cmdInjection reports a shell separator followed by a command.
