@@ -62,17 +62,16 @@ func write(cfg loggen.Config, out, truthPath string) error {
 		if err != nil {
 			return err
 		}
-		defer f.Close()
 		w = f
 	}
 	t, err := loggen.Generate(w, cfg)
+	if f, ok := w.(*os.File); ok && f != os.Stdout {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
 	if err != nil {
 		return err
-	}
-	if f, ok := w.(*os.File); ok && f != os.Stdout {
-		if err := f.Close(); err != nil {
-			return err
-		}
 	}
 	if truthPath == "" {
 		return nil
