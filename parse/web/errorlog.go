@@ -342,6 +342,9 @@ func apacheKind(module, msg string, ev *phalanx.Event) phalanx.EventKind {
 			return k
 		}
 		return phalanx.KindHTTPMalformed
+	case strings.HasPrefix(body, "Access denied with code "):
+		// ModSecurity ("ModSecurity: " was stripped above) blocked it.
+		return phalanx.KindHTTPDenied
 	case strings.HasPrefix(body, "request failed: "):
 		return phalanx.KindHTTPMalformed
 	case strings.HasPrefix(body, "File does not exist: "):

@@ -41,6 +41,8 @@ func TestParseKinds(t *testing.T) {
 		{"server error", access("198.51.100.16", "GET /checkout HTTP/1.1", 502, chrome), phalanx.KindHTTPRequest},
 		{"preconnect", `198.51.100.17 - - [10/Mar/2024:13:55:36 +0100] "-" 408 0 "-" "-"`, phalanx.KindHTTPRequest},
 		{"download at depth", access("198.51.100.18", "GET /files/releases/backup.zip HTTP/1.1", 200, chrome), phalanx.KindHTTPRequest},
+		{"quoted search", access("198.51.100.20", "GET /search?q=%22red+shoes%22+or+boots HTTP/1.1", 200, chrome), phalanx.KindHTTPRequest},
+		{"wiki title", access("198.51.100.21", "GET /wiki/Floor_(mathematics)?version(2) HTTP/1.1", 200, chrome), phalanx.KindHTTPRequest},
 		{"union in word", access("198.51.100.19", "GET /news/european-union-selection HTTP/1.1", 200, chrome), phalanx.KindHTTPRequest},
 
 		// Probing and failures by status.
@@ -116,6 +118,7 @@ func TestParseKinds(t *testing.T) {
 		{"apache user", `[Sun Mar 10 13:55:36.123456 2024] [auth_basic:error] [pid 1234:tid 5678] [client 203.0.113.23:50123] AH01618: user bob not found: /admin`, phalanx.KindHTTPAuthFailed},
 		{"apache mismatch", `[Sun Mar 10 13:55:36 2024] [error] [client 203.0.113.23] user bob: authentication failure for "/admin": Password Mismatch`, phalanx.KindHTTPAuthFailed},
 		{"apache notice", `[Sun Mar 10 13:55:36.123456 2024] [mpm_event:notice] [pid 1:tid 2] AH00489: Apache/2.4.58 configured -- resuming normal operations`, phalanx.KindInfo},
+		{"modsecurity", `[Sun Mar 10 13:55:36.1 2024] [security2:error] [pid 1] [client 203.0.113.27:1] ModSecurity: Access denied with code 403 (phase 2). [id "942100"] [uri "/x"]`, phalanx.KindHTTPDenied},
 		{"apache overflow", `[Sun Mar 10 13:55:36 2024] [error] [client 203.0.113.24] request failed: URI too long (longer than 8190)`, phalanx.KindHTTPMalformed},
 		{"syslog wrapped access", "Mar 10 13:55:36 web1 nginx: " + access("203.0.113.25", "GET /.env HTTP/1.1", 404, chrome), phalanx.KindHTTPSensitive},
 		{"journal wrapped error", `web1 nginx[812]: 2024/03/10 13:55:36 [error] 812#812: *41 limiting requests, excess: 1.0 by zone "one", client: 203.0.113.26, server: s, request: "GET / HTTP/1.1", host: "h"`, phalanx.KindHTTPRateLimited},
@@ -246,6 +249,28 @@ func TestClassifyDirect(t *testing.T) {
 		Classify(&ev)
 		if ev.Kind != tt.kind {
 			t.Errorf("Classify(%+v) = %s, want %s", tt.ev, ev.Kind, tt.kind)
+		}
+	}
+}
+
+// TestAgentCache checks that the per-parser verdict cache gives the same
+// answer as the uncached scan, line after line.
+func TestAgentCache(t *testing.T) {
+	p := New(phalanx.ServiceNginx, testCtx)
+	agents := []string{chrome, "sqlmap/1.7", "curl/8.0", "Mozilla/5.00 (Nikto/2.1.5)", chrome, "sqlmap/1.7", ""}
+	for round := 0; round < 3; round++ {
+		for _, ua := range agents {
+			var ev phalanx.Event
+			if !p.Parse(access("192.0.2.1", "GET / HTTP/1.1", 200, ua), &ev) {
+				t.Fatalf("not parsed")
+			}
+			want := phalanx.KindHTTPRequest
+			if badAgent(ua) {
+				want = phalanx.KindHTTPBadAgent
+			}
+			if ev.Kind != want {
+				t.Errorf("round %d %q: %s, want %s", round, ua, ev.Kind, want)
+			}
 		}
 	}
 }
