@@ -3,14 +3,12 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/phalanx-defence/phalanx"
 	"github.com/phalanx-defence/phalanx/config"
-	"github.com/phalanx-defence/phalanx/detect"
 	"github.com/phalanx-defence/phalanx/ingest"
 	"github.com/phalanx-defence/phalanx/parse"
 	"github.com/phalanx-defence/phalanx/parse/logline"
