@@ -60,7 +60,7 @@ func validMethod(m string) bool {
 
 // normBuf is the size of the stack buffer a request target is decoded
 // into; longer targets (rare, and mostly attacks) get a heap copy.
-const normBuf = 512
+const normBuf = 256
 
 // pathKind classifies a request target with a status (0 when unknown)
 // and no user agent: exploit, open proxy, malformed, sensitive, or what
