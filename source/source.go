@@ -44,8 +44,20 @@ func (l Line) Structured() bool {
 
 // Stats counts what a source read. The counters are safe for concurrent
 // use; a metrics exporter reads them while the source runs.
+//
+// A line is counted when it has been read, just before it is handed to the
+// output channel, so that a consumer that has received a line also sees it
+// counted.
 type Stats struct {
-	Lines     atomic.Uint64 // lines handed to the output channel
+	Lines     atomic.Uint64 // lines read
 	Truncated atomic.Uint64 // of those, lines cut to MaxLine
 	Dropped   atomic.Uint64 // records that could not be decoded or framed and were not handed on
+}
+
+// Count counts l as read.
+func (s *Stats) Count(l Line) {
+	s.Lines.Add(1)
+	if l.Truncated {
+		s.Truncated.Add(1)
+	}
 }

@@ -428,16 +428,13 @@ func (s *Source) finish(ctx context.Context, out chan<- source.Line, t *tail) {
 }
 
 func (s *Source) send(ctx context.Context, out chan<- source.Line, l source.Line) error {
+	s.stats.Count(l)
 	select {
 	case out <- l:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	s.stats.Lines.Add(1)
-	if l.Truncated {
-		s.stats.Truncated.Add(1)
-	}
-	return nil
 }
 
 // record updates the persisted entry of t.

@@ -228,14 +228,11 @@ func (s *Source) handle(ctx context.Context, rec []byte, out chan<- source.Line)
 	if e.Message != "" {
 		l := source.Line{Text: e.Message, Time: e.Time, Host: e.Hostname, Program: e.Program(), PID: e.PID,
 			Hint: s.cfg.Hint, Origin: "journald", Truncated: e.Truncated}
+		s.stats.Count(l)
 		select {
 		case out <- l:
 		case <-ctx.Done():
 			return ctx.Err()
-		}
-		s.stats.Lines.Add(1)
-		if e.Truncated {
-			s.stats.Truncated.Add(1)
 		}
 	}
 	if e.Cursor != "" {

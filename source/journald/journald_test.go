@@ -168,6 +168,7 @@ func TestCursorPersistsAcrossRestart(t *testing.T) {
 	if a := args(t, dir); len(a) != 2 || !strings.Contains(a[1], "--after-cursor=s=abc;i=1") {
 		t.Errorf("args after restart %q: want --after-cursor=s=abc;i=1", a)
 	}
+	r2.stop() // the cursor moves once the line has been handed on
 	if c := src2.Cursor(); c != "s=abc;i=2" {
 		t.Errorf("Cursor() = %q", c)
 	}

@@ -75,16 +75,14 @@ func (s *Source) read(ctx context.Context, out chan<- source.Line) error {
 	split := source.NewSplitter(source.MaxLine)
 	buf := make([]byte, 64<<10)
 	emit := func(line []byte, truncated bool, _ int) error {
+		l := source.Line{Text: string(line), Hint: s.cfg.Hint, Origin: s.cfg.Origin, Truncated: truncated}
+		s.stats.Count(l)
 		select {
-		case out <- source.Line{Text: string(line), Hint: s.cfg.Hint, Origin: s.cfg.Origin, Truncated: truncated}:
+		case out <- l:
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		s.stats.Lines.Add(1)
-		if truncated {
-			s.stats.Truncated.Add(1)
-		}
-		return nil
 	}
 	for {
 		n, err := s.r.Read(buf)

@@ -255,13 +255,13 @@ func (s *Source) emit(ctx context.Context, msg []byte, out chan<- source.Line) e
 		return nil
 	}
 	l.Hint, l.Origin = s.cfg.Hint, s.origin
+	s.stats.Count(l)
 	select {
 	case out <- l:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	s.stats.Lines.Add(1)
-	return nil
 }
 
 // idleReader pushes the read deadline forward before every read, so a
