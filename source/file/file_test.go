@@ -323,3 +323,45 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Error("bad glob accepted")
 	}
 }
+
+// A glob that matches the rotated name too must not read the rotated file
+// again: it is the file we were reading, under a new name.
+func TestRotationMatchedByGlobIsNotReread(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendFile(t, log, "a1\n")
+	r := start(t, Config{Paths: []string{filepath.Join(dir, "app.log*")}, FromStart: true}, t.TempDir())
+	r.expect(t, "a1")
+	if err := os.Rename(log, log+".1"); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPolls(t)
+	appendFile(t, log+".1", "a2\n") // the logger has not reopened yet
+	appendFile(t, log, "b1\n")
+	r.expectSet(t, "a2", "b1")
+	r.waitPolls(t)
+	appendFile(t, log+".1", "a3\n")
+	r.expect(t, "a3")
+	appendFile(t, log, "sentinel\n")
+	r.expect(t, "sentinel") // nothing read twice before it
+}
+
+// expectSet receives len(want) lines in any order.
+func (r *running) expectSet(t *testing.T, want ...string) {
+	t.Helper()
+	left := map[string]int{}
+	for _, w := range want {
+		left[w]++
+	}
+	for range want {
+		select {
+		case l := <-r.lines:
+			if left[l.Text] == 0 {
+				t.Fatalf("unexpected line %q; still waiting for %v", l.Text, left)
+			}
+			left[l.Text]--
+		case <-time.After(failAfter):
+			t.Fatalf("timed out; still waiting for %v", left)
+		}
+	}
+}

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/phalanx-defence/phalanx/source"
 )
 
@@ -66,9 +68,10 @@ type Source struct {
 	logger   *slog.Logger
 	stats    source.Stats
 
-	mu     sync.Mutex // guards cursor, read by Cursor while Run writes it
+	mu     sync.Mutex // guards cursor, read by Cursor and the saver while Run writes it
 	cursor string
-	saved  string
+	saveMu sync.Mutex // serialises saves
+	saved  string     // the cursor on disk; guarded by saveMu
 }
 
 // New checks cfg, finds journalctl and loads the cursor persisted in
@@ -132,17 +135,41 @@ func (s *Source) args() []string {
 
 // Run follows the journal and sends its entries to out until ctx ends,
 // then saves the cursor and returns nil. It returns an error only if the
-// cursor cannot be saved.
+// cursor cannot be saved then. While running, the cursor is saved every
+// second (saveEvery) if it moved.
 func (s *Source) Run(ctx context.Context, out chan<- source.Line) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { s.saveLoop(ctx); return nil })
+	g.Go(func() error { s.run(ctx, out); return nil })
+	g.Wait()
+	return s.save()
+}
+
+// saveLoop saves the cursor every saveEvery while it moves: a crash
+// re-delivers at most that much, a clean stop nothing.
+func (s *Source) saveLoop(ctx context.Context) {
+	t := time.NewTicker(saveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.save(); err != nil {
+				s.logger.Warn("cannot save the journal cursor; a restart will repeat entries", "err", err)
+			}
+		}
+	}
+}
+
+// run starts journalctl again whenever it exits, until ctx ends.
+func (s *Source) run(ctx context.Context, out chan<- source.Line) {
 	delay := s.cfg.Backoff
 	for {
 		started := time.Now()
 		err := s.follow(ctx, out)
-		if serr := s.save(); serr != nil {
-			return serr
-		}
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		if time.Since(started) > MaxBackoff {
 			delay = s.cfg.Backoff // it ran fine for a while: this is a new failure
@@ -150,7 +177,7 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Line) error {
 		s.logger.Warn("journalctl exited; starting it again", "err", err, "in", delay)
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, MaxBackoff)
@@ -188,7 +215,6 @@ func (s *Source) follow(ctx context.Context, out chan<- source.Line) error {
 func (s *Source) read(ctx context.Context, r io.Reader, out chan<- source.Line) error {
 	split := source.NewSplitter(maxRecord)
 	buf := make([]byte, 64<<10)
-	lastSave := time.Now()
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
@@ -201,12 +227,6 @@ func (s *Source) read(ctx context.Context, r io.Reader, out chan<- source.Line) 
 			})
 			if ferr != nil {
 				return nil // ctx ended
-			}
-			if time.Since(lastSave) > saveEvery {
-				if err := s.save(); err != nil {
-					s.logger.Warn("cannot save the journal cursor", "err", err)
-				}
-				lastSave = time.Now()
 			}
 		}
 		if err != nil {
@@ -245,6 +265,8 @@ func (s *Source) handle(ctx context.Context, rec []byte, out chan<- source.Line)
 
 // save writes the cursor atomically if it moved.
 func (s *Source) save() error {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
 	c := s.Cursor()
 	if s.stateDir == "" || c == s.saved {
 		return nil
