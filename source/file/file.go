@@ -57,7 +57,7 @@ type Config struct {
 // How long a file is still watched after its path stopped naming it (a
 // rotation, a deletion) once it stops growing: a logger keeps writing the
 // old file until it reopens its log.
-const retireGrace = 10 * time.Second
+const defaultRetireGrace = 10 * time.Second
 
 // Source follows the files of one Config. It is not safe to Run twice.
 type Source struct {
@@ -74,7 +74,8 @@ type Source struct {
 	dirty   bool
 	buf     []byte
 
-	onPoll func() // test hook: called after every poll
+	retireGrace time.Duration // defaultRetireGrace; shorter in tests
+	onPoll      func()        // test hook: called after every poll
 }
 
 // tail is one open file.
@@ -125,6 +126,8 @@ func New(cfg Config, stateDir string, logger *slog.Logger) (*Source, error) {
 		state:    st,
 		warned:   make(map[string]bool),
 		buf:      make([]byte, 64<<10),
+
+		retireGrace: defaultRetireGrace,
 	}, nil
 }
 
@@ -190,7 +193,11 @@ func (s *Source) poll(ctx context.Context, out chan<- source.Line, initial bool)
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(s.tails)) {
-		if err := s.follow(ctx, out, s.tails[p], now); err != nil {
+		t := s.tails[p]
+		if t == nil {
+			continue
+		}
+		if err := s.follow(ctx, out, t, now); err != nil {
 			return err
 		}
 	}
@@ -206,9 +213,9 @@ func (s *Source) poll(ctx context.Context, out chan<- source.Line, initial bool)
 		if t.failed {
 			continue
 		}
-		if now.Sub(t.quiet) > retireGrace {
+		if now.Sub(t.quiet) > s.retireGrace {
 			s.finish(ctx, out, t)
-			t.f.Close()
+			s.forget(t, now)
 			continue
 		}
 		kept = append(kept, t)
@@ -350,9 +357,9 @@ func (s *Source) follow(ctx context.Context, out chan<- source.Line, t *tail, no
 		if t.quiet.IsZero() {
 			t.quiet = now
 		}
-		if now.Sub(t.quiet) > retireGrace {
+		if now.Sub(t.quiet) > s.retireGrace {
 			s.finish(ctx, out, t)
-			t.f.Close()
+			s.forget(t, now)
 			delete(s.tails, t.path)
 		}
 		return ctx.Err()
@@ -376,7 +383,7 @@ func (s *Source) follow(ctx context.Context, out chan<- source.Line, t *tail, no
 // drop stops following a file after a read error.
 func (s *Source) drop(t *tail, err error) error {
 	s.logger.Warn("cannot read log file; will retry", "path", t.path, "err", err)
-	t.f.Close()
+	s.forget(t, time.Now())
 	t.failed = true
 	if s.tails[t.path] == t {
 		delete(s.tails, t.path)
@@ -423,7 +430,6 @@ func (s *Source) finish(ctx context.Context, out chan<- source.Line, t *tail) {
 	if s.send(ctx, out, source.Line{Text: string(line), Hint: s.cfg.Hint, Origin: "file:" + t.path, Truncated: truncated}) == nil {
 		t.offset = t.readPos
 		s.dirty = true
-		s.record(t, time.Now())
 	}
 }
 
@@ -435,6 +441,14 @@ func (s *Source) send(ctx context.Context, out chan<- source.Line, l source.Line
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// forget closes t for good, keeping its offset in the state: the file
+// may come back under another name.
+func (s *Source) forget(t *tail, now time.Time) {
+	s.record(t, now)
+	s.dirty = true
+	t.f.Close()
 }
 
 // record updates the persisted entry of t.

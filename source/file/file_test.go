@@ -23,12 +23,15 @@ type running struct {
 	stop  func()
 }
 
-func start(t *testing.T, cfg Config, stateDir string) *running {
+func start(t *testing.T, cfg Config, stateDir string, setup ...func(*Source)) *running {
 	t.Helper()
 	cfg.Poll = 5 * time.Millisecond
 	src, err := New(cfg, stateDir, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range setup {
+		f(src)
 	}
 	r := &running{src: src, lines: make(chan source.Line, 16), polls: make(chan struct{}, 1)}
 	src.onPoll = func() {
@@ -364,4 +367,35 @@ func (r *running) expectSet(t *testing.T, want ...string) {
 			t.Fatalf("timed out; still waiting for %v", left)
 		}
 	}
+}
+
+// The last line of a rotated file that never gets its "\n" is delivered
+// once the old file has been quiet for the grace period.
+func TestRotatedPartialLineDeliveredAfterGrace(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendFile(t, log, "a1\nunfinished")
+	r := start(t, Config{Paths: []string{log}, FromStart: true}, t.TempDir(),
+		func(s *Source) { s.retireGrace = 50 * time.Millisecond })
+	r.expect(t, "a1")
+	if err := os.Rename(log, log+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, log, "b1\n")
+	r.expect(t, "b1", "unfinished")
+}
+
+func TestDeletedFileIsReleased(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendFile(t, log, "a1\nlast")
+	r := start(t, Config{Paths: []string{log}, FromStart: true}, t.TempDir(),
+		func(s *Source) { s.retireGrace = 50 * time.Millisecond })
+	r.expect(t, "a1")
+	if err := os.Remove(log); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, "last")
+	appendFile(t, log, "again\n") // recreated: a new file, read from its start
+	r.expect(t, "again")
 }
