@@ -59,6 +59,10 @@ type Config struct {
 // old file until it reopens its log.
 const defaultRetireGrace = 10 * time.Second
 
+// midDrainSave is how often offsets are saved while one poll reads a long
+// backlog; otherwise they are saved after every poll that moved them.
+const midDrainSave = time.Second
+
 // Source follows the files of one Config. It is not safe to Run twice.
 type Source struct {
 	cfg      Config
@@ -67,12 +71,13 @@ type Source struct {
 	stats    source.Stats
 
 	// Owned by Run's goroutine.
-	tails   map[string]*tail // by path, as the glob found it
-	retired []*tail          // rotated away, drained until quiet
-	state   map[fileID]*entry
-	warned  map[string]bool // paths whose open failure was logged, bounded by the glob matches
-	dirty   bool
-	buf     []byte
+	tails    map[string]*tail // by path, as the glob found it
+	retired  []*tail          // rotated away, drained until quiet
+	state    map[fileID]*entry
+	warned   map[string]bool // paths whose open failure was logged, bounded by the glob matches
+	dirty    bool
+	lastSave time.Time
+	buf      []byte
 
 	retireGrace time.Duration // defaultRetireGrace; shorter in tests
 	onPoll      func()        // test hook: called after every poll
@@ -410,6 +415,13 @@ func (s *Source) drain(ctx context.Context, out chan<- source.Line, t *tail) err
 				return ferr
 			}
 			s.dirty = true
+			if time.Since(s.lastSave) > midDrainSave {
+				// A long backlog (FromStart on a big file): keep the
+				// offsets current so a crash does not start it over.
+				if err := s.save(); err != nil {
+					s.logger.Warn("cannot save offsets", "err", err)
+				}
+			}
 		}
 		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
 			return nil
@@ -477,6 +489,6 @@ func (s *Source) save() error {
 	if err := saveState(s.stateDir, s.state, now); err != nil {
 		return err
 	}
-	s.dirty = false
+	s.dirty, s.lastSave = false, now
 	return nil
 }
