@@ -3,6 +3,7 @@ module github.com/phalanx-defence/phalanx
 go 1.26.8
 
 require (
+	github.com/gaissmai/bart v0.30.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/leodido/go-syslog/v4 v4.6.0 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect

@@ -1,0 +1,410 @@
+// Package decisions holds the local decision set: the decisions in force
+// on this member, merged by value, looked up by address (longest prefix
+// match), expired on the clock, and streamed to subscribers (enforcers,
+// the API, the alliance publisher) as changes.
+package decisions
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gaissmai/bart"
+
+	"github.com/phalanx-defence/phalanx"
+)
+
+// maxEvidence bounds the evidence lines a merged decision keeps.
+const maxEvidence = 8
+
+// Op is what happened to a decision.
+type Op int
+
+// Operations.
+const (
+	Added   Op = iota + 1 // new, or changed in type or expiry
+	Deleted               // removed by Delete
+	Expired               // its time ran out
+)
+
+func (o Op) String() string {
+	switch o {
+	case Added:
+		return "added"
+	case Deleted:
+		return "deleted"
+	case Expired:
+		return "expired"
+	}
+	return "unknown"
+}
+
+// Change is one change to the set, delivered to subscribers in the order
+// the set applied them.
+type Change struct {
+	Op       Op
+	Decision phalanx.Decision
+	// Resync is set on a change queued after older undelivered changes
+	// were dropped because the subscriber was too slow: its view may be
+	// stale, and it should rebuild it from List.
+	Resync bool
+}
+
+type record struct {
+	d     phalanx.Decision
+	until time.Time
+}
+
+type expiry struct {
+	until time.Time
+	value netip.Prefix
+}
+
+// expiryHeap is a min-heap by until. Entries go stale when a decision is
+// extended or deleted; they are skipped when they reach the top.
+type expiryHeap []expiry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].until.Before(h[j].until) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+type subscriber struct {
+	ch chan Change
+}
+
+// Set is the decision set. It is safe for concurrent use.
+//
+// Decisions returned by Lookup and List share their Evidence slices with
+// the set: treat them as read-only.
+type Set struct {
+	clock phalanx.Clock
+
+	mu      sync.RWMutex
+	byValue map[netip.Prefix]*record
+	table   bart.Table[*record]
+	exp     expiryHeap
+	subs    []*subscriber
+	wake    chan struct{} // tells Run the earliest expiry may have changed
+}
+
+// New returns an empty set that reads the time from clock.
+func New(clock phalanx.Clock) *Set {
+	if clock == nil {
+		clock = phalanx.SystemClock{}
+	}
+	return &Set{clock: clock, byValue: make(map[netip.Prefix]*record), wake: make(chan struct{}, 1)}
+}
+
+func normalize(p netip.Prefix) netip.Prefix {
+	if !p.IsValid() {
+		return p
+	}
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked()
+}
+
+func strength(t phalanx.DecisionType) int {
+	switch t {
+	case phalanx.Ban:
+		return 3
+	case phalanx.Captcha:
+		return 2
+	case phalanx.Throttle:
+		return 1
+	}
+	return 0
+}
+
+// Add adds d, merging it with a decision of the same value: the stronger
+// type wins (ban > captcha > throttle) and brings its scenario and origin;
+// the later expiry wins; FirstSeen is the earliest, LastSeen the latest;
+// events add up unless d repeats the stored decision (same scenario, origin
+// and last sighting: a replay or a duplicate delivery); evidence is
+// appended without duplicates, keeping the most recent lines.
+//
+// changed reports whether enforcement must change: the value is new, or its
+// type or expiry changed. Only then are subscribers told (Op Added).
+// A decision already expired, or with an invalid value or type, is ignored.
+func (s *Set) Add(d phalanx.Decision) (changed bool) {
+	d.Value = normalize(d.Value)
+	if !d.Value.IsValid() || strength(d.Type) == 0 {
+		return false
+	}
+	now := s.clock.Now()
+	until := d.Until()
+	if !until.After(now) {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.byValue[d.Value]
+	if ok && !r.until.After(now) {
+		// Expired but not yet collected: the new decision replaces it.
+		s.remove(r)
+		ok = false
+	}
+	if !ok {
+		d.Evidence = slices.Clone(d.Evidence[max(0, len(d.Evidence)-maxEvidence):])
+		r = &record{d: d, until: until}
+		s.byValue[d.Value] = r
+		s.table.Insert(d.Value, r)
+		s.pushExpiry(r)
+		s.notify(Change{Op: Added, Decision: r.d})
+		return true
+	}
+	merged := merge(r.d, d)
+	old := r.d
+	// Copy on write: Lookup and List hand out the stored value.
+	nr := &record{d: merged, until: merged.Until()}
+	s.byValue[d.Value] = nr
+	s.table.Insert(d.Value, nr)
+	if !nr.until.Equal(r.until) {
+		s.pushExpiry(nr)
+	}
+	if merged.Type == old.Type && nr.until.Equal(r.until) {
+		return false
+	}
+	s.notify(Change{Op: Added, Decision: nr.d})
+	return true
+}
+
+func merge(a, b phalanx.Decision) phalanx.Decision {
+	m := a
+	if sb, sa := strength(b.Type), strength(a.Type); sb > sa || (sb == sa && b.Until().After(a.Until())) {
+		m.Type, m.Scenario, m.Origin = b.Type, b.Scenario, b.Origin
+	}
+	until := a.Until()
+	if u := b.Until(); u.After(until) {
+		until = u
+	}
+	if b.LastSeen.After(m.LastSeen) {
+		m.LastSeen = b.LastSeen
+	}
+	if !b.FirstSeen.IsZero() && (m.FirstSeen.IsZero() || b.FirstSeen.Before(m.FirstSeen)) {
+		m.FirstSeen = b.FirstSeen
+	}
+	m.Duration = until.Sub(m.LastSeen)
+	duplicate := a.Scenario == b.Scenario && a.Origin == b.Origin && a.LastSeen.Equal(b.LastSeen)
+	if !duplicate {
+		m.Events = a.Events + b.Events
+	}
+	ev := slices.Clone(a.Evidence)
+	for _, l := range b.Evidence {
+		if !slices.Contains(ev, l) {
+			ev = append(ev, l)
+		}
+	}
+	m.Evidence = ev[max(0, len(ev)-maxEvidence):]
+	return m
+}
+
+func (s *Set) pushExpiry(r *record) {
+	wasFirst := len(s.exp) == 0 || r.until.Before(s.exp[0].until)
+	heap.Push(&s.exp, expiry{until: r.until, value: r.d.Value})
+	// Stale entries pile up when decisions are extended: rebuild the heap
+	// when they outnumber the live ones.
+	if len(s.exp) > 2*len(s.byValue)+1024 {
+		s.exp = s.exp[:0]
+		for _, r := range s.byValue {
+			s.exp = append(s.exp, expiry{until: r.until, value: r.d.Value})
+		}
+		heap.Init(&s.exp)
+	}
+	if wasFirst {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// remove deletes r from the indexes; its heap entry goes stale.
+func (s *Set) remove(r *record) {
+	delete(s.byValue, r.d.Value)
+	s.table.Delete(r.d.Value)
+}
+
+// Delete removes the decision for p (an address is its full-length
+// prefix). It reports whether there was one.
+func (s *Set) Delete(p netip.Prefix) bool {
+	p = normalize(p)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.byValue[p]
+	if !ok {
+		return false
+	}
+	s.remove(r)
+	s.notify(Change{Op: Deleted, Decision: r.d})
+	return true
+}
+
+// Lookup returns the most specific decision in force that contains a.
+func (s *Set) Lookup(a netip.Addr) (phalanx.Decision, bool) {
+	a = a.Unmap().WithZone("")
+	now := s.clock.Now()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.table.Lookup(a)
+	if !ok {
+		return phalanx.Decision{}, false
+	}
+	if r.until.After(now) {
+		return r.d, true
+	}
+	// The most specific one has expired but Expire has not run yet: look
+	// for a less specific one still in force.
+	var best *record
+	for _, c := range s.table.Supernets(netip.PrefixFrom(a, a.BitLen())) {
+		if c.until.After(now) && (best == nil || c.d.Value.Bits() > best.d.Value.Bits()) {
+			best = c
+		}
+	}
+	if best == nil {
+		return phalanx.Decision{}, false
+	}
+	return best.d, true
+}
+
+// Len is the number of decisions held, including expired ones not yet
+// collected by Expire.
+func (s *Set) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.byValue)
+}
+
+// List returns the decisions in force now, sorted by expiry, then value.
+func (s *Set) List() []phalanx.Decision {
+	now := s.clock.Now()
+	s.mu.RLock()
+	out := make([]phalanx.Decision, 0, len(s.byValue))
+	for _, r := range s.byValue {
+		if r.until.After(now) {
+			out = append(out, r.d)
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b phalanx.Decision) int {
+		if c := a.Until().Compare(b.Until()); c != 0 {
+			return c
+		}
+		return comparePrefix(a.Value, b.Value)
+	})
+	return out
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Bits(), b.Bits())
+}
+
+// Subscribe returns a channel of changes, buffered for buf changes, and a
+// function that cancels the subscription and closes the channel.
+//
+// A slow subscriber never blocks the set: when its buffer is full, the
+// oldest undelivered change is dropped to make room and the new change is
+// marked Resync, telling the subscriber to rebuild its view from List.
+func (s *Set) Subscribe(buf int) (<-chan Change, func()) {
+	sub := &subscriber{ch: make(chan Change, max(buf, 1))}
+	s.mu.Lock()
+	s.subs = append(s.subs, sub)
+	s.mu.Unlock()
+	var once sync.Once
+	return sub.ch, func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.subs = slices.DeleteFunc(s.subs, func(x *subscriber) bool { return x == sub })
+			close(sub.ch)
+		})
+	}
+}
+
+// notify sends c to every subscriber. It runs under the write lock, so
+// subscribers see changes in the order they were applied, and it is the
+// only sender: after draining one slot, the send cannot block.
+func (s *Set) notify(c Change) {
+	for _, sub := range s.subs {
+		select {
+		case sub.ch <- c:
+			continue
+		default:
+		}
+		select {
+		case <-sub.ch:
+		default:
+		}
+		rc := c
+		rc.Resync = true
+		select {
+		case sub.ch <- rc:
+		default:
+		}
+	}
+}
+
+// Expire removes the decisions whose time ran out at now, tells the
+// subscribers (Op Expired), and returns how many it removed.
+func (s *Set) Expire(now time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for len(s.exp) > 0 && !s.exp[0].until.After(now) {
+		e := heap.Pop(&s.exp).(expiry)
+		r, ok := s.byValue[e.value]
+		if !ok || !r.until.Equal(e.until) {
+			continue // stale: deleted or extended
+		}
+		s.remove(r)
+		s.notify(Change{Op: Expired, Decision: r.d})
+		n++
+	}
+	return n
+}
+
+// next returns the earliest pending expiry.
+func (s *Set) next() (time.Time, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if len(s.exp) == 0 {
+		return time.Time{}, false
+	}
+	return s.exp[0].until, true
+}
+
+// Run expires decisions on the clock until ctx ends. It sleeps until the
+// next expiry (or until an earlier one is added) instead of polling.
+func (s *Set) Run(ctx context.Context) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		s.Expire(s.clock.Now())
+		wait := time.Hour
+		if at, ok := s.next(); ok {
+			wait = max(at.Sub(s.clock.Now()), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case <-s.wake:
+		}
+	}
+}

@@ -1,0 +1,321 @@
+package decisions
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/phalanx-defence/phalanx"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// clock is a settable fake clock.
+type clock struct{ ns atomic.Int64 }
+
+func newClock(t time.Time) *clock { c := &clock{}; c.set(t); return c }
+func (c *clock) set(t time.Time)  { c.ns.Store(t.UnixNano()) }
+func (c *clock) Now() time.Time   { return time.Unix(0, c.ns.Load()).UTC() }
+
+func dec(v string, typ phalanx.DecisionType, last time.Time, dur time.Duration) phalanx.Decision {
+	p, err := phalanx.ParsePrefixOrAddr(v)
+	if err != nil {
+		panic(err)
+	}
+	return phalanx.Decision{Value: p, Type: typ, Scenario: "s-" + string(typ), Duration: dur,
+		FirstSeen: last.Add(-time.Minute), LastSeen: last, Events: 6, Origin: phalanx.OriginLocal,
+		Evidence: []string{"line " + v + " " + string(typ)}}
+}
+
+func TestAddMerge(t *testing.T) {
+	const ip = "192.0.2.1"
+	tests := []struct {
+		name      string
+		first     phalanx.Decision
+		second    phalanx.Decision
+		changed   bool
+		typ       phalanx.DecisionType
+		until     time.Time
+		events    int
+		scenario  string
+		evidence  int
+		firstSeen time.Time
+	}{
+		{"stronger type wins, later expiry kept", dec(ip, phalanx.Throttle, t0, 4*time.Hour), dec(ip, phalanx.Ban, t0, time.Hour),
+			true, phalanx.Ban, t0.Add(4 * time.Hour), 12, "s-ban", 2, t0.Add(-time.Minute)},
+		{"weaker type loses but extends", dec(ip, phalanx.Ban, t0, time.Hour), dec(ip, phalanx.Captcha, t0.Add(30*time.Minute), 4*time.Hour),
+			true, phalanx.Ban, t0.Add(270 * time.Minute), 12, "s-ban", 2, t0.Add(-time.Minute)},
+		{"weaker and shorter changes nothing enforced", dec(ip, phalanx.Ban, t0, 4*time.Hour), dec(ip, phalanx.Throttle, t0.Add(-10*time.Minute), time.Hour),
+			false, phalanx.Ban, t0.Add(4 * time.Hour), 12, "s-ban", 2, t0.Add(-11 * time.Minute)},
+		{"a duplicate is idempotent", dec(ip, phalanx.Ban, t0, 4*time.Hour), dec(ip, phalanx.Ban, t0, 4*time.Hour),
+			false, phalanx.Ban, t0.Add(4 * time.Hour), 6, "s-ban", 1, t0.Add(-time.Minute)},
+		{"same type, longer", dec(ip, phalanx.Ban, t0, time.Hour), dec(ip, phalanx.Ban, t0.Add(time.Minute), time.Hour),
+			true, phalanx.Ban, t0.Add(61 * time.Minute), 12, "s-ban", 1, t0.Add(-time.Minute)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(newClock(t0))
+			if !s.Add(tt.first) {
+				t.Fatal("first add not a change")
+			}
+			if got := s.Add(tt.second); got != tt.changed {
+				t.Errorf("changed %v, want %v", got, tt.changed)
+			}
+			d, ok := s.Lookup(netip.MustParseAddr(ip))
+			if !ok {
+				t.Fatal("not found")
+			}
+			if d.Type != tt.typ || !d.Until().Equal(tt.until) || d.Events != tt.events || d.Scenario != tt.scenario ||
+				len(d.Evidence) != tt.evidence || !d.FirstSeen.Equal(tt.firstSeen) {
+				t.Errorf("merged %+v until %v", d, d.Until())
+			}
+			if s.Len() != 1 {
+				t.Errorf("len %d", s.Len())
+			}
+		})
+	}
+}
+
+func TestAddIgnores(t *testing.T) {
+	s := New(newClock(t0))
+	if s.Add(dec("192.0.2.1", phalanx.Ban, t0.Add(-2*time.Hour), time.Hour)) {
+		t.Error("expired decision added")
+	}
+	if s.Add(phalanx.Decision{Type: phalanx.Ban, LastSeen: t0, Duration: time.Hour}) {
+		t.Error("invalid value added")
+	}
+	if s.Add(phalanx.Decision{Value: netip.MustParsePrefix("192.0.2.1/32"), Type: "jail", LastSeen: t0, Duration: time.Hour}) {
+		t.Error("unknown type added")
+	}
+	// Evidence is bounded.
+	d := dec("192.0.2.2", phalanx.Ban, t0, time.Hour)
+	for i := range 3 * maxEvidence {
+		d.Evidence = []string{fmt.Sprint("line ", i)}
+		d.LastSeen = t0.Add(time.Duration(i) * time.Second)
+		s.Add(d)
+	}
+	got, _ := s.Lookup(netip.MustParseAddr("192.0.2.2"))
+	if len(got.Evidence) != maxEvidence || got.Evidence[maxEvidence-1] != fmt.Sprint("line ", 3*maxEvidence-1) || got.Events != 6*3*maxEvidence {
+		t.Errorf("evidence %q events %d", got.Evidence, got.Events)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	c := newClock(t0)
+	s := New(c)
+	s.Add(dec("2001:db8:1:2::/64", phalanx.Ban, t0, 4*time.Hour))
+	s.Add(dec("2001:db8:1:2::7", phalanx.Throttle, t0, time.Hour))
+	s.Add(dec("192.0.2.0/24", phalanx.Captcha, t0, time.Hour))
+	s.Add(dec("::ffff:198.51.100.1", phalanx.Ban, t0, time.Hour)) // stored unmapped
+	tests := []struct {
+		addr  string
+		value string
+		found bool
+	}{
+		{"2001:db8:1:2::7", "2001:db8:1:2::7/128", true},
+		{"2001:db8:1:2::8", "2001:db8:1:2::/64", true},
+		{"2001:db8:1:3::7", "", false},
+		{"192.0.2.200", "192.0.2.0/24", true},
+		{"::ffff:192.0.2.200", "192.0.2.0/24", true},
+		{"198.51.100.1", "198.51.100.1/32", true},
+		{"203.0.113.1", "", false},
+	}
+	for _, tt := range tests {
+		d, ok := s.Lookup(netip.MustParseAddr(tt.addr))
+		if ok != tt.found || (ok && d.Value.String() != tt.value) {
+			t.Errorf("%s: %v %v, want %s", tt.addr, d.Value, ok, tt.value)
+		}
+	}
+	// When the specific one has run out (before Expire), the range applies.
+	c.set(t0.Add(2 * time.Hour))
+	if d, ok := s.Lookup(netip.MustParseAddr("2001:db8:1:2::7")); !ok || d.Value.Bits() != 64 {
+		t.Errorf("after expiry: %v %v", d.Value, ok)
+	}
+	if _, ok := s.Lookup(netip.MustParseAddr("192.0.2.1")); ok {
+		t.Error("expired range still found")
+	}
+}
+
+func TestListAndExpire(t *testing.T) {
+	c := newClock(t0)
+	s := New(c)
+	s.Add(dec("192.0.2.3", phalanx.Ban, t0, 3*time.Hour))
+	s.Add(dec("192.0.2.2", phalanx.Ban, t0, time.Hour))
+	s.Add(dec("192.0.2.1", phalanx.Ban, t0, time.Hour))
+	s.Add(dec("192.0.2.4", phalanx.Ban, t0, 2*time.Hour))
+	// Extend .4 past .3: the stale heap entry must not expire it early.
+	s.Add(dec("192.0.2.4", phalanx.Ban, t0, 4*time.Hour))
+	var got []string
+	for _, d := range s.List() {
+		got = append(got, d.ValueString())
+	}
+	if want := []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"}; !slices.Equal(got, want) {
+		t.Fatalf("list %v, want %v", got, want)
+	}
+	steps := []struct {
+		at   time.Duration
+		n    int
+		left int
+	}{
+		{59 * time.Minute, 0, 4}, {time.Hour, 2, 2}, {2 * time.Hour, 0, 2}, {3 * time.Hour, 1, 1}, {5 * time.Hour, 1, 0},
+	}
+	for _, st := range steps {
+		c.set(t0.Add(st.at))
+		if n := s.Expire(t0.Add(st.at)); n != st.n || s.Len() != st.left || len(s.List()) != st.left {
+			t.Fatalf("at %v: expired %d left %d, want %d %d", st.at, n, s.Len(), st.n, st.left)
+		}
+	}
+	if s.Delete(netip.MustParsePrefix("192.0.2.4/32")) {
+		t.Error("deleted an expired decision")
+	}
+}
+
+func TestSubscribe(t *testing.T) {
+	c := newClock(t0)
+	s := New(c)
+	ch, cancel := s.Subscribe(16)
+	a := dec("192.0.2.1", phalanx.Throttle, t0, time.Hour)
+	s.Add(a)
+	s.Add(dec("192.0.2.1", phalanx.Ban, t0, time.Hour))        // stronger: changed
+	s.Add(dec("192.0.2.1", phalanx.Throttle, t0, time.Minute)) // no change: no message
+	s.Add(dec("192.0.2.2", phalanx.Ban, t0, 2*time.Hour))
+	s.Delete(netip.MustParsePrefix("192.0.2.2/32"))
+	s.Expire(t0.Add(time.Hour))
+	want := []string{"added 192.0.2.1 throttle", "added 192.0.2.1 ban", "deleted 192.0.2.2 ban", "expired 192.0.2.1 ban"}
+	want = slices.Insert(want, 2, "added 192.0.2.2 ban")
+	for i, w := range want {
+		got := <-ch
+		if s := fmt.Sprintf("%s %s %s", got.Op, got.Decision.ValueString(), got.Decision.Type); s != w || got.Resync {
+			t.Fatalf("change %d: %s (resync %v), want %s", i, s, got.Resync, w)
+		}
+	}
+	select {
+	case got := <-ch:
+		t.Fatalf("extra change %+v", got)
+	default:
+	}
+	cancel()
+	cancel()
+	if _, ok := <-ch; ok {
+		t.Fatal("channel open after cancel")
+	}
+	s.Add(dec("192.0.2.9", phalanx.Ban, t0, time.Hour)) // no panic on a closed subscription
+}
+
+func TestSlowSubscriber(t *testing.T) {
+	s := New(newClock(t0))
+	ch, cancel := s.Subscribe(4)
+	defer cancel()
+	for i := range 10 {
+		s.Add(dec(fmt.Sprintf("192.0.2.%d", i), phalanx.Ban, t0, time.Hour))
+	}
+	// The set never blocked; the subscriber has the 4 newest, and the
+	// newest says it must resync.
+	var got []string
+	var resync []bool
+	for range 4 {
+		c := <-ch
+		got = append(got, c.Decision.ValueString())
+		resync = append(resync, c.Resync)
+	}
+	if !slices.Equal(got, []string{"192.0.2.6", "192.0.2.7", "192.0.2.8", "192.0.2.9"}) || !resync[3] {
+		t.Fatalf("got %v resync %v", got, resync)
+	}
+	if len(s.List()) != 10 {
+		t.Fatal("list incomplete")
+	}
+}
+
+func TestRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(phalanx.SystemClock{})
+		ch, cancel := s.Subscribe(16)
+		defer cancel()
+		ctx, stop := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		now := time.Now()
+		s.Add(dec("192.0.2.1", phalanx.Ban, now, time.Hour))
+		<-ch
+		// An earlier expiry added while Run sleeps wakes it.
+		s.Add(dec("192.0.2.2", phalanx.Ban, now, time.Minute))
+		<-ch
+		synctest.Wait()
+		time.Sleep(time.Minute) // fake time: advances when every goroutine is blocked
+		synctest.Wait()
+		if c := <-ch; c.Op != Expired || c.Decision.ValueString() != "192.0.2.2" || !time.Now().Equal(now.Add(time.Minute)) {
+			t.Fatalf("change %+v at %v", c, time.Since(now))
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if c := <-ch; c.Op != Expired || c.Decision.ValueString() != "192.0.2.1" || s.Len() != 0 {
+			t.Fatalf("change %+v", c)
+		}
+		stop()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestConcurrent(t *testing.T) {
+	s := New(phalanx.SystemClock{})
+	now := time.Now()
+	ch, cancel := s.Subscribe(8)
+	var reader, wg sync.WaitGroup
+	reader.Go(func() {
+		for range ch {
+		}
+	})
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 500 {
+				v := fmt.Sprintf("10.%d.%d.%d", w, i/256, i%256)
+				s.Add(dec(v, phalanx.Ban, now, time.Hour))
+				s.Lookup(netip.MustParseAddr(v))
+				if i%3 == 0 {
+					s.Delete(netip.MustParsePrefix(v + "/32"))
+				}
+				if i%100 == 0 {
+					s.List()
+					s.Expire(time.Now())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	cancel()
+	reader.Wait()
+	if n := s.Len(); n != 4*(500-167) {
+		t.Fatalf("len %d", n)
+	}
+}
+
+func BenchmarkLookup(b *testing.B) {
+	s := New(newClock(t0))
+	const n = 1_000_000
+	for i := range n {
+		a := netip.AddrFrom4([4]byte{byte(1 + i>>16), byte(i >> 8), byte(i), 1})
+		if i%10 == 0 {
+			s.Add(phalanx.Decision{Value: netip.PrefixFrom(a, 24).Masked(), Type: phalanx.Throttle, LastSeen: t0, Duration: time.Hour})
+		}
+		s.Add(phalanx.Decision{Value: netip.PrefixFrom(a, 32), Type: phalanx.Ban, LastSeen: t0, Duration: time.Hour})
+	}
+	addrs := make([]netip.Addr, 4096)
+	for i := range addrs {
+		addrs[i] = netip.AddrFrom4([4]byte{byte(1 + i*7%16), byte(i * 13), byte(i * 31), byte(i % 3)})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		s.Lookup(addrs[i%len(addrs)])
+		i++
+	}
+}
