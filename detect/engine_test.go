@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -637,5 +638,34 @@ func BenchmarkObserve(b *testing.B) {
 			b.Fatalf("fired: %v", ds)
 		}
 		i++
+	}
+}
+
+// BenchmarkFlood measures the memory per bucket at the cap: a flood of
+// distinct sources against a 100k cap.
+func BenchmarkFlood(b *testing.B) {
+	const cap = 100_000
+	var x phalanx.Event
+	x.Service, x.Kind, x.Method = phalanx.ServiceSSHD, phalanx.KindInvalidUser, "password"
+	x.User = "admin"
+	const line = "Feb 12 14:10:21 host sshd[16378]: Invalid user admin from 10.1.2.3 port 53502"
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		e := mustEngine(b, Config{MaxSources: cap})
+		var ds []phalanx.Decision
+		for i := range 4 * cap {
+			x.Time = t0.Add(time.Duration(i) * time.Millisecond)
+			x.Source = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+			ds = e.Observe(&x, line, ds[:0])
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if e.Stats().Buckets != cap {
+			b.Fatalf("buckets %d", e.Stats().Buckets)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/cap, "B/bucket")
+		runtime.KeepAlive(e)
 	}
 }
