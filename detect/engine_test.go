@@ -429,7 +429,7 @@ func TestDefaultsLegit(t *testing.T) {
 		{"a deploy job logging in all day", every(2000, 0, 30*time.Second, ev{src: office, kind: phalanx.KindAuthSuccess, user: "deploy", method: "publickey"})},
 		{"an uptime checker", func() []ev {
 			var out []ev
-			out = append(out, every(2880, 0, 30*time.Second, ev{src: "192.0.2.99", kind: phalanx.KindBannerError})...)
+			out = append(out, every(2880, 0, 30*time.Second, ev{src: "192.0.2.99", kind: phalanx.KindPreauthClose})...) // sshd: "Did not receive identification string"
 			out = append(out, every(2880, time.Second, 30*time.Second, ev{src: "192.0.2.99", kind: phalanx.KindHTTPRequest, path: "/health", status: 200})...)
 			slices.SortStableFunc(out, func(a, b ev) int { return int(a.at - b.at) })
 			return out

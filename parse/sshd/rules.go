@@ -129,7 +129,12 @@ func classify(msg string, mode Mode) (m match, ok bool) {
 			rest = strings.TrimPrefix(rest, "read: ")
 			if len(rest) > 1 && (hasPrefixFold1(rest, "lient sent invalid protocol identifier") ||
 				hasPrefixFold1(rest, "onnection closed by remote host") || hasPrefixFold1(rest, "onnection reset by peer")) {
-				return ddosOnly(mode, fail(phalanx.KindBannerError))
+				if hasPrefixFold1(rest, "lient sent invalid protocol identifier") {
+					return ddosOnly(mode, fail(phalanx.KindBannerError))
+				}
+				// Connected and left without a banner: what a port check
+				// does as well as a scanner, so it is a pre-auth close.
+				return ddosOnly(mode, fail(phalanx.KindPreauthClose))
 			}
 			return benign(), true // "banner line too long" and the like
 		}
@@ -622,7 +627,9 @@ func classifyD(msg string, mode Mode) (m match, ok bool) {
 	}
 	// Did not receive identification string from HOST [port N]
 	if rest, ok := strings.CutPrefix(msg, "Did not receive identification string from "); ok {
-		m = fail(phalanx.KindBannerError)
+		// A TCP port check logs exactly this: count it with the pre-auth
+		// closes, not with the garbage banners only scanners send.
+		m = fail(phalanx.KindPreauthClose)
 		m.host, _ = token(rest)
 		return ddosOnly(mode, m)
 	}

@@ -50,7 +50,7 @@ func TestParseKinds(t *testing.T) {
 		{Extra, pre + "Connection reset by authenticating user root 198.51.100.28 port 10 [preauth]", phalanx.KindInfo, "198.51.100.28", "root", ""},
 		{Extra, pre + "Disconnected from invalid user a b 198.51.100.29 port 11 [preauth]", phalanx.KindPreauthClose, "198.51.100.29", "a b", ""},
 		{Normal, pre + "Disconnected from invalid user a 198.51.100.29 port 11 [preauth]", phalanx.KindInfo, "198.51.100.29", "a", ""},
-		{Aggressive, pre + "Did not receive identification string from 198.51.100.30 port 12", phalanx.KindBannerError, "198.51.100.30", "", ""},
+		{Aggressive, pre + "Did not receive identification string from 198.51.100.30 port 12", phalanx.KindPreauthClose, "198.51.100.30", "", ""},
 		{Normal, pre + "Did not receive identification string from 198.51.100.30 port 12", phalanx.KindInfo, "198.51.100.30", "", ""},
 		{DDoS, pre + "banner exchange: Connection from 198.51.100.31 port 13: invalid format", phalanx.KindBannerError, "198.51.100.31", "", ""},
 		{DDoS, pre + "Bad protocol version identification 'GET / HTTP/1.1' from 198.51.100.32 port 14", phalanx.KindKexFailure, "198.51.100.32", "", ""},

@@ -37,6 +37,12 @@ func classify(method, path string, status int, ua string, p *Parser) phalanx.Eve
 		return phalanx.KindHTTPExploit
 	}
 	if k := pathKind(path, status); k != phalanx.KindHTTPRequest {
+		if k == phalanx.KindHTTPSensitive && status == 401 {
+			// A rejected login at a sensitive endpoint (POST
+			// /wp-login.php → 401) is one guess of a brute force: it
+			// must count with the other failures, not as one path.
+			return phalanx.KindHTTPAuthFailed
+		}
 		return k
 	}
 	if ua != "" && p.badAgent(ua) {
