@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -43,7 +45,11 @@ func TestGeneratedDay(t *testing.T) {
 
 func checkGenerated(t *testing.T, kind loggen.Kind, seed uint64) {
 	var buf bytes.Buffer
-	truth, err := loggen.Generate(&buf, loggen.Config{Kind: kind, Seed: seed, Lines: 150_000})
+	lines := 150_000
+	if v, err := strconv.Atoi(os.Getenv("PHALANX_GEN_LINES")); err == nil {
+		lines = v // e.g. 1000000 for a full day at benchmark volume
+	}
+	truth, err := loggen.Generate(&buf, loggen.Config{Kind: kind, Seed: seed, Lines: lines})
 	if err != nil {
 		t.Fatal(err)
 	}
