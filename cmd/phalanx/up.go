@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -119,7 +122,13 @@ func runUp(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 	var runners []runner
 	for _, c := range cfg.Files {
-		s, err := file.New(c, stateDir, log)
+		// Each file source keeps its offsets in a directory of its own,
+		// named for its paths so that reordering the config keeps them.
+		dir := filepath.Join(stateDir, "files-"+pathsKey(c.Paths))
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		s, err := file.New(c, dir, log)
 		if err != nil {
 			return err
 		}
@@ -127,7 +136,11 @@ func runUp(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		runners = append(runners, s)
 	}
 	for _, c := range cfg.Journald {
-		s, err := journald.New(c, stateDir, log)
+		dir := filepath.Join(stateDir, "journald-"+pathsKey(c.Matches))
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		s, err := journald.New(c, dir, log)
 		if err != nil {
 			return err
 		}
@@ -198,4 +211,10 @@ func runUp(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	log.Info("phalanx stopped", "decisions_in_force", len(ds.List()))
 	return err
+}
+
+// pathsKey names a source's state directory after what it reads.
+func pathsKey(parts []string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return hex.EncodeToString(h[:6])
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/phalanx-defence/phalanx/config"
+	"github.com/phalanx-defence/phalanx/source/file"
+)
+
+// decisionHandler is a slog.Handler that passes the value of every
+// "decision" record to a channel.
+type decisionHandler struct{ ch chan string }
+
+func (h decisionHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h decisionHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h decisionHandler) WithGroup(string) slog.Handler            { return h }
+func (h decisionHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "decision" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "value" {
+			h.ch <- a.Value.String()
+		}
+		return true
+	})
+	return nil
+}
+
+func appendFailures(t *testing.T, path, ip string, n int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	now := time.Now()
+	for i := range n {
+		fmt.Fprintf(f, "%s web1 sshd[%d]: Failed password for root from %s port %d ssh2\n",
+			now.Format(time.Stamp), 1000+i, ip, 40000+i)
+	}
+}
+
+// TestUpFollowsAndResumes runs `phalanx up` on a file: a brute force
+// written to it is decided; after a restart the old lines are not read
+// again (no second decision for the first attacker) and new ones are.
+func TestUpFollowsAndResumes(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "auth.log")
+	appendFailures(t, logPath, "203.0.113.5", 8)
+	cfg := config.Config{
+		DataDir:  filepath.Join(dir, "data"),
+		SSHDMode: "aggressive",
+		Files:    []file.Config{{Paths: []string{logPath}, FromStart: true, Poll: 20 * time.Millisecond}},
+	}
+	run := func() (chan string, context.CancelFunc, chan error) {
+		ch := make(chan string, 16)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- runUp(ctx, cfg, slog.New(decisionHandler{ch})) }()
+		return ch, cancel, done
+	}
+	expect := func(ch chan string, want string) {
+		t.Helper()
+		select {
+		case got := <-ch:
+			if got != want {
+				t.Fatalf("decision against %s, want %s", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no decision against %s within 10s", want)
+		}
+	}
+	ch, cancel, done := run()
+	expect(ch, "203.0.113.5")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("up: %v", err)
+	}
+
+	appendFailures(t, logPath, "203.0.113.6", 8)
+	ch, cancel, done = run()
+	expect(ch, "203.0.113.6") // a re-read of the old lines would decide .5 first
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("up: %v", err)
+	}
+}
