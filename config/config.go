@@ -43,6 +43,10 @@ type Config struct {
 
 	// Allowlist: addresses and CIDR ranges never decided against.
 	Allowlist []string `yaml:"allowlist,omitempty"`
+	// MaxSources caps the per-source detection state (default 200,000
+	// sources, about 45 MB); beyond it the least recently seen source is
+	// forgotten. A flood of distinct addresses cannot grow memory past it.
+	MaxSources int `yaml:"max_sources,omitempty"`
 	// NoBuiltinAllowlist turns off the built-in allowlist (loopback,
 	// link-local).
 	NoBuiltinAllowlist bool `yaml:"no_builtin_allowlist,omitempty"`

@@ -32,7 +32,7 @@ import (
 
 // Defaults for a zero Config.
 const (
-	DefaultMaxSources     = 1_000_000
+	DefaultMaxSources     = 200_000 // about 45 MB of bucket state
 	DefaultRangeThreshold = 3
 	DefaultRangeWindow    = time.Hour
 	DefaultEscFactor      = 2

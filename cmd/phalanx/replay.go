@@ -64,7 +64,7 @@ standard input.`,
 }
 
 // engineFor builds the scenario engine for a replay or a live run.
-func engineFor(extra []detect.Scenario, replace string, allow []string, builtinAllow bool, clock phalanx.Clock) (*detect.Engine, error) {
+func engineFor(extra []detect.Scenario, replace string, allow []string, builtinAllow bool, maxSources int, clock phalanx.Clock) (*detect.Engine, error) {
 	scen := detect.DefaultScenarios()
 	if replace != "" {
 		s, err := detect.LoadScenarios(replace)
@@ -86,6 +86,7 @@ func engineFor(extra []detect.Scenario, replace string, allow []string, builtinA
 		Scenarios:        scen,
 		Allowlist:        prefixes,
 		BuiltinAllowlist: builtinAllow,
+		MaxSources:       maxSources,
 		Clock:            clock,
 	})
 }
@@ -100,7 +101,7 @@ func runReplay(cmd *cobra.Command, f *replayFlags, files []string) error {
 	if err != nil {
 		return err
 	}
-	engine, err := engineFor(extra, f.scenarios, f.allow, !f.noAllowlist, phalanx.SystemClock{})
+	engine, err := engineFor(extra, f.scenarios, f.allow, !f.noAllowlist, 0, phalanx.SystemClock{})
 	if err != nil {
 		return err
 	}
@@ -133,7 +134,7 @@ func runReplay(cmd *cobra.Command, f *replayFlags, files []string) error {
 	elapsed := time.Since(start)
 	if format == "table" {
 		printDecisionTable(w, decided)
-		printReplaySummary(w, p.Stats(), truncated, elapsed)
+		printReplaySummary(w, p.Stats(), engine.Stats(), decided, truncated, elapsed)
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
@@ -156,10 +157,20 @@ func printDecisionTable(w io.Writer, ds []phalanx.Decision) {
 	tw.Flush()
 }
 
-func printReplaySummary(w io.Writer, s ingest.Stats, truncated int, elapsed time.Duration) {
+func printReplaySummary(w io.Writer, s ingest.Stats, es detect.Stats, ds []phalanx.Decision, truncated int, elapsed time.Duration) {
 	rate := float64(s.Lines) / elapsed.Seconds()
-	fmt.Fprintf(w, "\n%d lines, %d recognised, %d hostile events, %d decisions in %s (%.0f lines/s)\n",
-		s.Lines, s.Recognised, s.Hostile, s.Decisions, elapsed.Round(time.Millisecond), rate)
+	values := map[netip.Prefix]bool{}
+	for _, d := range ds {
+		values[d.Value] = true
+	}
+	fmt.Fprintf(w, "\n%d lines, %d recognised, %d hostile events; %d decisions against %d addresses or ranges; %s (%.0f lines/s)\n",
+		s.Lines, s.Recognised, s.Hostile, s.Decisions, len(values), elapsed.Round(time.Millisecond), rate)
+	if es.Allowlisted > 0 {
+		fmt.Fprintf(w, "%d events from allowlisted addresses were not counted (--no-allowlist to count loopback and link-local)\n", es.Allowlisted)
+	}
+	if es.Evictions > 0 {
+		fmt.Fprintf(w, "%d per-source states were evicted to stay under the cap of %d\n", es.Evictions, es.MaxBuckets)
+	}
 	if truncated > 0 {
 		fmt.Fprintf(w, "%d lines longer than %d bytes were cut\n", truncated, ingest.MaxLine)
 	}

@@ -81,7 +81,7 @@ A rules file looks like:
 				return nil
 			}
 			parser := parse.New(parse.Options{Type: parse.Auto, SSHDMode: sshd.Aggressive, Rules: set, Context: &logline.Context{}})
-			engine, err := engineFor(scen, "", nil, !noAllow, phalanx.SystemClock{})
+			engine, err := engineFor(scen, "", nil, !noAllow, 0, phalanx.SystemClock{})
 			if err != nil {
 				return err
 			}

@@ -114,7 +114,7 @@ func runUp(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("config sshd_mode: %w", err)
 	}
 	clock := phalanx.SystemClock{}
-	engine, err := engineFor(extra, cfg.Scenarios, cfg.Allowlist, !cfg.NoBuiltinAllowlist, clock)
+	engine, err := engineFor(extra, cfg.Scenarios, cfg.Allowlist, !cfg.NoBuiltinAllowlist, cfg.MaxSources, clock)
 	if err != nil {
 		return err
 	}
