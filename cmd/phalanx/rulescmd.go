@@ -41,7 +41,7 @@ A rules file looks like:
   scenarios:
     - name: gitea-bf
       type: leaky
-      filter: {services: [gitea-login]}
+      filter: {services: [gitea-login], kinds: [auth_failed]}
       capacity: 5
       leak: 1m
       decision: {type: ban, duration: 4h}`,
