@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,5 +112,44 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want it to mention %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+func TestRulesTest(t *testing.T) {
+	dir := t.TempDir()
+	rulesPath := filepath.Join(dir, "rules.yaml")
+	os.WriteFile(rulesPath, []byte(`rules:
+  - name: gitea-login
+    kind: auth_failed
+    contains: ["Failed authentication attempt"]
+    regex: 'Failed authentication attempt for (?P<user>\S+) from (?P<source>\S+):'
+scenarios:
+  - name: gitea-bf
+    type: leaky
+    filter: {services: [gitea-login], kinds: [auth_failed]}
+    capacity: 2
+    leak: 1m
+    decision: {type: ban, duration: 4h}
+`), 0o644)
+	sample := filepath.Join(dir, "gitea.log")
+	var b strings.Builder
+	for i := range 4 {
+		fmt.Fprintf(&b, "2025/06/02 10:00:0%d ...routers/web/auth/auth.go:170:SignInPost() [I] Failed authentication attempt for bob from 192.0.2.50:4%d:\n", i, i)
+	}
+	os.WriteFile(sample, []byte(b.String()), 0o644)
+	out, err := runCLI(t, "", "rules", "test", rulesPath, "--sample", sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"1 rules, 1 scenarios", "gitea-login", "192.0.2.50", "gitea-bf"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("rules:\n  - name: x\n    regex: 'no source here'\n"), 0o644)
+	if _, err := runCLI(t, "", "rules", "test", bad); err == nil || !strings.Contains(err.Error(), "bad.yaml:") {
+		t.Errorf("a rule without a source capture must fail with file:line, got %v", err)
 	}
 }
