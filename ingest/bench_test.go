@@ -30,7 +30,7 @@ func benchReplay(b *testing.B, kind loggen.Kind, typ parse.Type) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		p := ingest.New(parse.New(parse.Options{Type: typ, SSHDMode: sshd.Aggressive, Context: &logline.Context{Year: 2025}}), engine, func(phalanx.Decision) {})
+		p := ingest.New(parse.New(parse.Options{Type: typ, SSHDMode: sshd.Aggressive, Context: &logline.Context{}}), engine, func(phalanx.Decision) {})
 		if _, err := ingest.ScanLines(bytes.NewReader(data), func(l string) { p.Line(l) }); err != nil {
 			b.Fatal(err)
 		}

@@ -28,6 +28,19 @@ type Context struct {
 	Year int            // 0: the current year of Now
 	Loc  *time.Location // nil: time.Local
 	Now  func() time.Time
+
+	// last caches the previous BSD timestamp: consecutive lines mostly
+	// share their second, and resolving a yearless stamp (the clock for
+	// the year and the roll-back, the local zone) costs more than parsing
+	// the rest of the line.
+	last struct {
+		key bsdKey
+		t   time.Time
+	}
+}
+
+type bsdKey struct {
+	year, mon, day, h, m, sec, ns int
 }
 
 func (c *Context) loc() *time.Location {

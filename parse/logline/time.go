@@ -192,6 +192,10 @@ func bsdTime(s string, c *Context, ctime bool) (time.Time, int, bool) {
 			i += 5
 		}
 	}
+	key := bsdKey{year, int(mon), day, h, m, sec, ns}
+	if c != nil && c.last.key == key && !c.last.t.IsZero() {
+		return c.last.t, i, true
+	}
 	if year == 0 {
 		year = c.year()
 	}
@@ -206,6 +210,9 @@ func bsdTime(s string, c *Context, ctime bool) (time.Time, int, bool) {
 		if t.After(now.Add(24 * time.Hour)) {
 			t = t.AddDate(-1, 0, 0)
 		}
+	}
+	if c != nil {
+		c.last.key, c.last.t = key, t
 	}
 	return t, i, true
 }
