@@ -28,9 +28,9 @@ func collect(t *testing.T, in string, oneByte bool) ([]string, int) {
 	var n int
 	var err error
 	if oneByte {
-		n, err = ScanLines(iotest.OneByteReader(r), func(l string) { got = append(got, l) })
+		n, err = ScanLines(iotest.OneByteReader(r), func(l string) { got = append(got, strings.Clone(l)) })
 	} else {
-		n, err = ScanLines(iotest.HalfReader(r), func(l string) { got = append(got, l) })
+		n, err = ScanLines(iotest.HalfReader(r), func(l string) { got = append(got, strings.Clone(l)) })
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func FuzzScanLines(f *testing.F) {
 	f.Add([]byte("\x00\xff\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var got []string
-		n, err := ScanLines(iotest.HalfReader(bytes.NewReader(in)), func(l string) { got = append(got, l) })
+		n, err := ScanLines(iotest.HalfReader(bytes.NewReader(in)), func(l string) { got = append(got, strings.Clone(l)) })
 		if err != nil || n != 0 {
 			t.Fatalf("err %v cut %d", err, n)
 		}
