@@ -13,7 +13,7 @@
 # Environment:
 #   LINES=1000000     lines per generated log
 #   SEED=1            loggen seed
-#   SLOW_LINES=100000 fail2ban-regex reads only the first SLOW_LINES lines
+#   SLOW_LINES=0      fail2ban-regex reads only the first SLOW_LINES lines
 #                     of the same files (it manages a few thousand lines a
 #                     second); 0 = the whole file
 #   CROWDSEC_LINES=20000  the same for crowdsec, slower still (on nginx a
@@ -25,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${LINES:-1000000}
 SEED=${SEED:-1}
-SLOW_LINES=${SLOW_LINES:-100000}
+SLOW_LINES=${SLOW_LINES:-0}
 CROWDSEC_LINES=${CROWDSEC_LINES:-20000}
 if [ "$SLOW_LINES" = 0 ] || [ "$SLOW_LINES" -gt "$LINES" ]; then
 	SLOW_LINES=$LINES
