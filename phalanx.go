@@ -88,11 +88,16 @@ func (k EventKind) Hostile() bool {
 // path allocates nothing; string fields may point into the line they came
 // from, so whoever keeps one beyond the next line must clone it.
 type Event struct {
-	Time    time.Time  // when the line says it happened; zero if it does not say
-	Source  netip.Addr // the remote address the line is about; invalid if none
-	Service Service
-	Kind    EventKind
-	User    string // the user an authentication was for, when known
+	Time   time.Time  // when the line says it happened; zero if it does not say
+	Source netip.Addr // the remote address the line is about; invalid if none
+	// SourceName is the remote host as the line names it when that is not
+	// an address (a host name, or "192.030.0.6"). It is shown, never
+	// resolved: an attacker chooses the names it connects from, so phalanx
+	// does no DNS on them and never decides against one.
+	SourceName string
+	Service    Service
+	Kind       EventKind
+	User       string // the user an authentication was for, when known
 
 	// Method is the HTTP method, or the SSH authentication method
 	// ("password", "publickey", "keyboard-interactive") when known: a
@@ -110,6 +115,14 @@ func (e *Event) Reset() { *e = Event{} }
 
 // Hostile reports whether the event counts toward a scenario.
 func (e *Event) Hostile() bool { return e.Kind.Hostile() && e.Source.IsValid() }
+
+// Failure reports whether the line is an attack-relevant failure by a
+// remote host, whether named by address or by name: what `phalanx parse`
+// calls a match, like fail2ban-regex. Only Hostile events, which have an
+// address, reach the scenarios.
+func (e *Event) Failure() bool {
+	return e.Kind.Hostile() && (e.Source.IsValid() || e.SourceName != "")
+}
 
 // DecisionType is the remedy a decision asks enforcers to apply.
 type DecisionType string

@@ -32,7 +32,9 @@ in order:
   {"line":1,"match":true,"source":"203.0.113.7","service":"sshd","event":"invalid_user","user":"admin"}
 
 "match" is true when the line is an attack-relevant failure that counts
-toward a scenario. "-" reads standard input.`,
+toward a scenario. "source" is the remote address, or the host name as the
+line writes it — never resolved: an attacker chooses its names, so only
+addresses are ever decided against. "-" reads standard input.`,
 		Example: `  # How much of my auth.log does phalanx understand?
   phalanx parse /var/log/auth.log
 
@@ -93,7 +95,7 @@ func runParse(cmd *cobra.Command, f *parseFlags, files []string) error {
 		_, err = ingest.ScanLines(r, func(line string) {
 			n++
 			ev, ok := p.Line(line)
-			hostile := ok && ev.Hostile()
+			hostile := ok && ev.Failure()
 			if f.output == "json" {
 				pl := parsedLine{File: label, Line: n, Match: hostile}
 				if ok {
@@ -101,6 +103,8 @@ func runParse(cmd *cobra.Command, f *parseFlags, files []string) error {
 					pl.Path, pl.Status = ev.Path, ev.Status
 					if ev.Source.IsValid() {
 						pl.Source = ev.Source.String()
+					} else {
+						pl.Source = ev.SourceName // a host name, never resolved
 					}
 				}
 				_ = enc.Encode(pl) // a write error surfaces at Flush

@@ -153,6 +153,9 @@ func (p *Parser) ParseMessage(h *logline.Header, ev *phalanx.Event) bool {
 	if m.noState || h.PID == 0 {
 		// Without a PID no two lines can be tied together.
 		ev.Source = addr
+		if !addr.IsValid() {
+			ev.SourceName = m.host
+		}
 		ev.Kind = m.kind
 		if m.nofail {
 			ev.Kind = m.info
@@ -160,6 +163,9 @@ func (p *Parser) ParseMessage(h *logline.Header, ev *phalanx.Event) bool {
 		return true
 	}
 	p.merge(stateKey(h.Host, h.PID), h, &m, addr, ev)
+	if !ev.Source.IsValid() && m.host != "" {
+		ev.SourceName = m.host
+	}
 	return true
 }
 
