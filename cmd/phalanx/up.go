@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"github.com/phalanx-defence/phalanx/source"
 	"github.com/phalanx-defence/phalanx/source/file"
 	"github.com/phalanx-defence/phalanx/source/journald"
+	"github.com/phalanx-defence/phalanx/source/reader"
 	"github.com/phalanx-defence/phalanx/source/syslog"
 )
 
@@ -57,7 +59,10 @@ data directory (--data, default /var/lib/phalanx).`,
   sudo phalanx up --config /etc/phalanx/phalanx.yaml
 
   # Try it without root on a file of your own, read from the start
-  phalanx up --data /tmp/phalanx --source ./auth.log --from-start`,
+  phalanx up --data /tmp/phalanx --source ./auth.log --from-start
+
+  # From standard input
+  tail -F /var/log/auth.log | phalanx up --data /tmp/phalanx --source -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger(cmd.ErrOrStderr())
@@ -75,15 +80,20 @@ data directory (--data, default /var/lib/phalanx).`,
 			if f.data != "" {
 				cfg.DataDir = f.data
 			}
+			var stdin io.Reader
 			for _, s := range f.sources {
+				if s == "-" {
+					stdin = cmd.InOrStdin()
+					continue
+				}
 				cfg.Files = append(cfg.Files, file.Config{Paths: []string{s}, FromStart: f.fromStart})
 			}
-			return runUp(cmd.Context(), cfg, log)
+			return runUp(cmd.Context(), cfg, stdin, log)
 		},
 	}
 	cmd.Flags().StringVar(&f.config, "config", "", "config file (YAML); see packaging/phalanx.yaml")
 	cmd.Flags().StringVar(&f.data, "data", "", "data directory for state (default /var/lib/phalanx)")
-	cmd.Flags().StringSliceVar(&f.sources, "source", nil, "a log file or glob to follow (repeatable); replaces the discovered files")
+	cmd.Flags().StringSliceVar(&f.sources, "source", nil, "a log file or glob to follow (repeatable; - for standard input); replaces the discovered files")
 	cmd.Flags().BoolVar(&f.fromStart, "from-start", false, "read --source files seen for the first time from their start, not their end")
 	return cmd
 }
@@ -93,8 +103,10 @@ type runner interface {
 	Run(ctx context.Context, out chan<- source.Line) error
 }
 
-func runUp(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	if len(cfg.Files)+len(cfg.Journald)+len(cfg.Syslog) == 0 {
+// runUp runs a member until ctx ends. stdin, when not nil, is followed as
+// one more source (`--source -`).
+func runUp(ctx context.Context, cfg config.Config, stdin io.Reader, log *slog.Logger) error {
+	if len(cfg.Files)+len(cfg.Journald)+len(cfg.Syslog) == 0 && stdin == nil {
 		return errors.New("no log sources: none of the usual logs exist here; give --source FILE or a --config with files, journald or syslog sources")
 	}
 	stateDir := filepath.Join(cfg.DataDir, "state")
@@ -152,6 +164,14 @@ func runUp(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			return err
 		}
 		defer s.Close()
+		runners = append(runners, s)
+	}
+
+	if stdin != nil {
+		s, err := reader.New(stdin, reader.Config{}, log)
+		if err != nil {
+			return err
+		}
 		runners = append(runners, s)
 	}
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -63,7 +64,7 @@ func TestUpFollowsAndResumes(t *testing.T) {
 		ch := make(chan string, 16)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
-		go func() { done <- runUp(ctx, cfg, slog.New(decisionHandler{ch})) }()
+		go func() { done <- runUp(ctx, cfg, nil, slog.New(decisionHandler{ch})) }()
 		return ch, cancel, done
 	}
 	expect := func(ch chan string, want string) {
@@ -88,6 +89,37 @@ func TestUpFollowsAndResumes(t *testing.T) {
 	ch, cancel, done = run()
 	expect(ch, "203.0.113.6") // a re-read of the old lines would decide .5 first
 	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("up: %v", err)
+	}
+}
+
+// TestUpStdin follows standard input (`--source -`).
+func TestUpStdin(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "attack.log")
+	appendFailures(t, logPath, "203.0.113.9", 8)
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	go pw.Write(data) // the pipe stays open, as a `tail -F` would
+	ch := make(chan string, 16)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	cfg := config.Config{DataDir: filepath.Join(dir, "data"), SSHDMode: "aggressive"}
+	go func() { done <- runUp(ctx, cfg, pr, slog.New(decisionHandler{ch})) }()
+	select {
+	case got := <-ch:
+		if got != "203.0.113.9" {
+			t.Fatalf("decision against %s", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no decision from standard input within 10s")
+	}
+	cancel()
+	pw.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("up: %v", err)
 	}
