@@ -316,6 +316,10 @@ func component(f *pathFlags, prev, c string, first, last, dir bool) {
 		}
 	case "phpunit", "util":
 		// /vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php
+		if c == "bash" {
+			f.exploit = true // /mgmt/tm/util/bash: F5 BIG-IP iControl (CVE-2022-1388)
+			return
+		}
 	}
 	switch c {
 	// Exploit targets of known CVEs and IoT botnets.
@@ -332,7 +336,7 @@ func component(f *pathFlags, prev, c string, first, last, dir bool) {
 		"laravel.log", "elmah.axd", "trace.axd", "adminer.php", "adminer", "pma", "myadmin", "mysqladmin",
 		"sqladmin", "dbadmin", "websql", "phpminiadmin.php", "config.php.bak", "config.inc.php",
 		"localsettings.php.bak", "+cscoe+", "database.yml", "wallet.dat", "id_rsa.pub", "filezilla.xml",
-		"sitemanager.xml", "ws_ftp.ini", "winscp.ini":
+		"sitemanager.xml", "ws_ftp.ini", "winscp.ini", "xmlrpc.php", "wlwmanifest.xml":
 		f.sensitive = true
 		return
 	case "administrator", "jmx-console", "web-console", "admin-console", "webadmin", "cpanel", "whm",
@@ -538,7 +542,11 @@ func queryPayload(q string) bool {
 		dot && has("win.ini", "class.module.", "cmd.exe") ||
 		under && has("information_schema", "xp_cmdshell", "call_user_func", "allow_url_include", "auto_prepend_file", "base64_decode") ||
 		at && has("@@version") ||
-		space && has("waitfor delay", "wget http", "curl http")
+		space && has("waitfor delay", "wget http", "curl http") ||
+		// A shell command in a cmd= parameter (router and camera CGIs); a
+		// search for "rm -rf" is not one.
+		has("cmd=rm ", "cmd=cd ", "cmd=wget", "cmd=curl", "cmd=busybox", "cmd=chmod", "cmd=sh ", "cmd=tftp") ||
+		at && slash && has("autodiscover.json?@") // ProxyShell (CVE-2021-34473)
 }
 
 // xssTag reports an HTML tag that has no business in a URL.

@@ -274,3 +274,24 @@ func TestAgentCache(t *testing.T) {
 		}
 	}
 }
+
+// Payloads seen in the wild that the classifier must call exploits on
+// first sight, and look-alikes from legitimate users that it must not.
+func TestClassifyMorePayloads(t *testing.T) {
+	for path, want := range map[string]phalanx.EventKind{
+		"/setup.cgi?next_file=netgear.cfg&todo=syscmd&cmd=rm+-rf+/tmp/*&curpath=/": phalanx.KindHTTPExploit,
+		"/mgmt/tm/util/bash": phalanx.KindHTTPExploit,
+		"/autodiscover/autodiscover.json?@x.com/owa/?&Email=autodiscover/autodiscover.json%3F@x.com": phalanx.KindHTTPExploit,
+		"/xmlrpc.php":                   phalanx.KindHTTPSensitive,
+		"/wp-includes/wlwmanifest.xml":  phalanx.KindHTTPSensitive,
+		"/search?q=rm+-rf+is+a+command": phalanx.KindHTTPNotFound,
+		"/util/bash-tips.html":          phalanx.KindHTTPNotFound,
+		"/blog/chmod+x-explained":       phalanx.KindHTTPNotFound,
+	} {
+		ev := phalanx.Event{Method: "GET", Path: path, Status: 404, UserAgent: "Mozilla/5.0"}
+		Classify(&ev)
+		if ev.Kind != want {
+			t.Errorf("Classify(%q) = %s, want %s", path, ev.Kind, want)
+		}
+	}
+}
