@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -203,10 +204,23 @@ func runUp(ctx context.Context, cfg config.Config, stdin io.Reader, log *slog.Lo
 	}
 	g.Go(func() error { return ds.Run(ctx) })
 	g.Go(func() error {
+		// Detection counters, logged every few minutes while they move:
+		// until the metrics endpoint lands, this is where an operator sees
+		// state evicted by the memory bound.
+		tick := time.NewTicker(5 * time.Minute)
+		defer tick.Stop()
+		var last detect.Stats
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
+			case <-tick.C:
+				st := engine.Stats()
+				if st.Events != last.Events {
+					log.Info("detection", "events", st.Events, "sources_tracked", st.Buckets, "cap", st.MaxBuckets,
+						"evicted", st.Evictions, "allowlisted", st.Allowlisted, "decisions_in_force", ds.Len())
+				}
+				last = st
 			case l := <-lines:
 				p, err := pipelineFor(l.Hint)
 				if err != nil {
