@@ -1,0 +1,470 @@
+package alliance
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/phalanx-defence/phalanx"
+	"github.com/phalanx-defence/phalanx/charter"
+	"github.com/phalanx-defence/phalanx/ledger"
+)
+
+// decodeBody decodes an envelope body strictly: unknown fields are refused
+// so two versions of phalanx cannot read one body two ways.
+func decodeBody(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("alliance: body: %w", err)
+	}
+	return nil
+}
+
+// guard refuses values inside allied territory or a pact party's prefixes;
+// a pact hit is recorded as a breach.
+func (f *Fold) guard(v netip.Prefix, author ledger.MemberID, scenario string, seq uint64, at time.Time) string {
+	for _, id := range f.order {
+		m := f.members[id]
+		if m.Expelled {
+			continue
+		}
+		for _, t := range m.Territory {
+			if t.Overlaps(v) {
+				return ReasonTerritory
+			}
+		}
+	}
+	for _, p := range f.charter.Pacts {
+		if p.Suspended {
+			continue
+		}
+		for _, pp := range p.Prefixes {
+			if pp.Overlaps(v) {
+				if len(f.breaches) >= maxBreaches {
+					f.breaches = slices.Delete(f.breaches, 0, 1)
+				}
+				f.breaches = append(f.breaches, Breach{Seq: seq, At: at, Author: author, Pact: p.Name, Value: v, Scenario: scenario})
+				f.log.Warn("alliance: pact breach", "pact", p.Name, "author", author, "value", v, "scenario", scenario, "seq", seq)
+				return ReasonPact
+			}
+		}
+	}
+	return ""
+}
+
+func validScenario(s string) bool { return s != "" && len(s) <= maxScenarioLen }
+
+func (f *Fold) applyReport(env ledger.Envelope, m *member, seq uint64, at time.Time) Outcome {
+	var r ledger.Report
+	if decodeBody(env.Body, &r) != nil || !r.Value.IsValid() || r.Duration <= 0 {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	manual := env.Kind == ledger.KindManual
+	scenario := r.Scenario
+	if manual {
+		scenario = "manual"
+	}
+	if !validScenario(scenario) {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	if _, err := phalanx.ParseDecisionType(string(r.Type)); err != nil {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	v := normalize(r.Value)
+	if reason := f.guard(v, m.ID, scenario, seq, at); reason != "" {
+		return Outcome{Reason: reason}
+	}
+	rep := report{
+		Member: m.ID, Protected: m.Protects, Manual: manual, Seq: seq, At: at,
+		Scenario: scenario, Type: r.Type, Duration: min(r.Duration, maxDuration),
+		FirstSeen: r.FirstSeen.UTC(), Events: max(r.Events, 0), Evidence: clip(r.Evidence),
+	}
+	if m.Protects {
+		rep.Guarantor = m.Guarantor
+	}
+	p := f.pendingFor(v, at)
+	p.Reports = slices.DeleteFunc(p.Reports, func(o report) bool { return o.Member == m.ID })
+	if len(p.Reports) >= maxReportsPerValue {
+		p.Reports = slices.Delete(p.Reports, 0, 1)
+	}
+	p.Reports = append(p.Reports, rep)
+
+	counting := countingReports(p.Reports, func(r report) ledger.MemberID { return r.Member },
+		func(r report) (bool, ledger.MemberID) { return r.Protected, r.Guarantor })
+	if m.Protects && !slices.ContainsFunc(counting, func(r report) bool { return r.Member == m.ID }) {
+		return Outcome{Reason: ReasonUncorroboratedProtected}
+	}
+	need := 0
+	for _, r := range counting {
+		if n := required(f.policy, r.Scenario); need == 0 || n < need {
+			need = n
+		}
+	}
+	if len(counting) == 0 || len(counting) < need {
+		return Outcome{Accepted: true}
+	}
+	d := &Decision{Since: seq}
+	d.Value = v
+	d.Scenario = scenario
+	d.Origin = phalanx.OriginAlliance
+	if manual {
+		d.Origin = phalanx.OriginManual
+	}
+	d.LastSeen = at
+	for _, r := range counting {
+		d.Reporters = append(d.Reporters, r.Member)
+		if strength(r.Type) > strength(d.Type) {
+			d.Type = r.Type
+		}
+		d.Duration = max(d.Duration, r.Duration)
+		if !r.FirstSeen.IsZero() && (d.FirstSeen.IsZero() || r.FirstSeen.Before(d.FirstSeen)) {
+			d.FirstSeen = r.FirstSeen
+		}
+		d.Events += min(r.Events, 1<<20)
+		for _, e := range r.Evidence {
+			if len(d.Evidence) < maxEvidence {
+				d.Evidence = append(d.Evidence, e)
+			}
+		}
+	}
+	f.dropPending(v)
+	if old, ok := f.decisions[v]; ok && !d.Until().After(old.Until()) && strength(d.Type) <= strength(old.Type) {
+		// Already in force for at least as long and as hard.
+		return Outcome{Accepted: true}
+	}
+	f.put(d)
+	return Outcome{Accepted: true, Changes: []Change{{Op: ChangeAdd, Decision: cloneDecision(*d)}}}
+}
+
+// countingReports keeps the entries whose author counts: members always,
+// protected parties once their guarantor has an entry too. One per author,
+// in ledger order.
+func countingReports[T any](all []T, who func(T) ledger.MemberID, prot func(T) (bool, ledger.MemberID)) []T {
+	var out []T
+	for _, r := range all {
+		p, g := prot(r)
+		if !p {
+			out = append(out, r)
+			continue
+		}
+		if slices.ContainsFunc(all, func(o T) bool { q, _ := prot(o); return !q && who(o) == g }) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func strength(t phalanx.DecisionType) int {
+	switch t {
+	case phalanx.Throttle:
+		return 1
+	case phalanx.Captcha:
+		return 2
+	case phalanx.Ban:
+		return 3
+	}
+	return 0
+}
+
+func clip(ev []string) []string {
+	var out []string
+	for _, e := range ev {
+		if len(out) == maxEvidence {
+			break
+		}
+		if len(e) > maxEvidenceLen {
+			e = e[:maxEvidenceLen]
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// pendingFor returns v's pending reports, pruned to the window and marked
+// most recently used; a new value may evict the least recently reported.
+func (f *Fold) pendingFor(v netip.Prefix, at time.Time) *pending {
+	cut := at.Add(-f.policy.Window)
+	if e, ok := f.pending[v]; ok {
+		f.pendingLRU.MoveToBack(e)
+		p := e.Value.(*pending)
+		p.Reports = slices.DeleteFunc(p.Reports, func(r report) bool { return !r.At.After(cut) })
+		return p
+	}
+	for len(f.pending) >= maxPendingValues {
+		f.dropPending(f.pendingLRU.Front().Value.(*pending).Value)
+	}
+	p := &pending{Value: v}
+	f.pending[v] = f.pendingLRU.PushBack(p)
+	return p
+}
+
+func (f *Fold) dropPending(v netip.Prefix) {
+	if e, ok := f.pending[v]; ok {
+		f.pendingLRU.Remove(e)
+		delete(f.pending, v)
+	}
+}
+
+func (f *Fold) applySighting(env ledger.Envelope, m *member, seq uint64, at time.Time) Outcome {
+	var s ledger.Sighting
+	if decodeBody(env.Body, &s) != nil || !s.Source.IsValid() || s.Events <= 0 || !validScenario(s.Scenario) {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	src := s.Source.Unmap()
+	v := netip.PrefixFrom(src, src.BitLen())
+	scenario := "collective:" + s.Scenario
+	if reason := f.guard(v, m.ID, scenario, seq, at); reason != "" {
+		return Outcome{Reason: reason}
+	}
+	// One member's sighting never weighs more than the whole threshold:
+	// the members rule, not one loud member, decides.
+	sg := sighting{Member: m.ID, Protected: m.Protects, At: at, Scenario: s.Scenario, Events: min(s.Events, f.policy.SightingEvents)}
+	if m.Protects {
+		sg.Guarantor = m.Guarantor
+	}
+	cut := at.Add(-f.policy.Window)
+	var ss *sightings
+	if e, ok := f.sighted[src]; ok {
+		f.sightingLRU.MoveToBack(e)
+		ss = e.Value.(*sightings)
+		ss.List = slices.DeleteFunc(ss.List, func(o sighting) bool { return !o.At.After(cut) })
+	} else {
+		for len(f.sighted) >= maxSightingSources {
+			f.dropSightings(f.sightingLRU.Front().Value.(*sightings).Source)
+		}
+		ss = &sightings{Source: src}
+		f.sighted[src] = f.sightingLRU.PushBack(ss)
+	}
+	if len(ss.List) >= maxSightingsPer {
+		ss.List = slices.Delete(ss.List, 0, 1)
+	}
+	ss.List = append(ss.List, sg)
+
+	counting := countingReports(ss.List, func(s sighting) ledger.MemberID { return s.Member },
+		func(s sighting) (bool, ledger.MemberID) { return s.Protected, s.Guarantor })
+	if m.Protects && !slices.ContainsFunc(counting, func(s sighting) bool { return s.Member == m.ID }) {
+		return Outcome{Reason: ReasonUncorroboratedProtected}
+	}
+	events, who := 0, map[ledger.MemberID]bool{}
+	var reporters []ledger.MemberID
+	for _, s := range counting {
+		events += s.Events
+		if !who[s.Member] {
+			who[s.Member] = true
+			reporters = append(reporters, s.Member)
+		}
+	}
+	if events < f.policy.SightingEvents || len(who) < f.policy.SightingMembers {
+		return Outcome{Accepted: true}
+	}
+	d := &Decision{Since: seq, Reporters: reporters}
+	d.Value, d.Type, d.Scenario, d.Duration = v, phalanx.Ban, scenario, f.policy.SightingDuration
+	d.Origin, d.LastSeen, d.Events = phalanx.OriginAlliance, at, events
+	d.FirstSeen = counting[0].At
+	f.dropSightings(src)
+	if old, ok := f.decisions[v]; ok && !d.Until().After(old.Until()) && strength(d.Type) <= strength(old.Type) {
+		return Outcome{Accepted: true}
+	}
+	f.put(d)
+	return Outcome{Accepted: true, Changes: []Change{{Op: ChangeAdd, Decision: cloneDecision(*d)}}}
+}
+
+func (f *Fold) dropSightings(a netip.Addr) {
+	if e, ok := f.sighted[a]; ok {
+		f.sightingLRU.Remove(e)
+		delete(f.sighted, a)
+	}
+}
+
+func (f *Fold) applyLift(env ledger.Envelope, m *member, at time.Time) Outcome {
+	var l ledger.Lift
+	if decodeBody(env.Body, &l) != nil || !l.Value.IsValid() {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	if m.Protects {
+		return Outcome{Reason: ReasonForbidden}
+	}
+	v := normalize(l.Value)
+	f.dropPending(v)
+	if v.IsSingleIP() {
+		f.dropSightings(v.Addr())
+	}
+	d, ok := f.decisions[v]
+	if !ok || !d.Until().After(at) {
+		return Outcome{Accepted: true}
+	}
+	f.remove(v)
+	return Outcome{Accepted: true, Changes: []Change{{Op: ChangeLift, Decision: *d}}}
+}
+
+func (f *Fold) applyCeasefire(env ledger.Envelope, m *member, seq uint64, at time.Time) Outcome {
+	var c ledger.Ceasefire
+	if decodeBody(env.Body, &c) != nil || c.ID == "" || len(c.ID) > maxScenarioLen || !c.Until.After(at) ||
+		c.Until.Sub(at) > maxCeasefire || len(c.Scenario) > maxScenarioLen {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	if m.Protects {
+		return Outcome{Reason: ReasonForbidden}
+	}
+	if c.Scope.IsValid() {
+		c.Scope = normalize(c.Scope)
+	}
+	c.Until = c.Until.UTC()
+	f.ceasefires = slices.DeleteFunc(f.ceasefires, func(o ceasefire) bool { return !o.Until.After(at) })
+	if slices.ContainsFunc(f.ceasefires, func(o ceasefire) bool { return o.ID == c.ID }) {
+		return Outcome{Reason: ReasonDuplicate}
+	}
+	if len(f.ceasefires) >= maxCeasefires {
+		return Outcome{Reason: ReasonFull}
+	}
+	f.ceasefires = append(f.ceasefires, ceasefire{Ceasefire: c, Author: m.ID, Seq: seq})
+	f.log.Warn("alliance: ceasefire", "id", c.ID, "until", c.Until, "scenario", c.Scenario, "scope", c.Scope, "author", m.ID, "reason", c.Reason)
+	return Outcome{Accepted: true}
+}
+
+func (f *Fold) applyCeasefireEnd(env ledger.Envelope, m *member) Outcome {
+	var c ledger.CeasefireEnd
+	if decodeBody(env.Body, &c) != nil || c.ID == "" {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	if m.Protects {
+		return Outcome{Reason: ReasonForbidden}
+	}
+	f.ceasefires = slices.DeleteFunc(f.ceasefires, func(o ceasefire) bool { return o.ID == c.ID })
+	return Outcome{Accepted: true}
+}
+
+func (f *Fold) applyAdmission(env ledger.Envelope, m *member, seq uint64, at time.Time) Outcome {
+	var a ledger.Admission
+	if decodeBody(env.Body, &a) != nil || len(a.PublicKey) != 32 || memberID(a.PublicKey) != a.Member ||
+		a.Nonce == "" || len(a.Nonce) > maxScenarioLen || len(a.Territory) > maxTerritory ||
+		(a.Role != ledger.RoleMember && a.Role != ledger.RoleProtected) {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	// Until invitation grants land in charter, the inviter must hold a
+	// council seat: the admission is the council's signed approval.
+	if !m.Council {
+		return Outcome{Reason: ReasonBadGrant}
+	}
+	if _, used := f.nonces[a.Nonce]; used {
+		return Outcome{Reason: ReasonNonceUsed}
+	}
+	if _, ok := f.members[a.Member]; ok {
+		return Outcome{Reason: ReasonDuplicate}
+	}
+	if a.Role == ledger.RoleProtected {
+		g, ok := f.members[a.Guarantor]
+		if !ok || g.Protects || g.Expelled {
+			return Outcome{Reason: ReasonBadBody}
+		}
+	} else {
+		a.Guarantor = ""
+	}
+	if len(f.members) >= maxMembers {
+		return Outcome{Reason: ReasonFull}
+	}
+	if len(f.nonceOrder) >= maxNonces {
+		delete(f.nonces, f.nonceOrder[0])
+		f.nonceOrder = f.nonceOrder[1:]
+	}
+	f.nonces[a.Nonce] = struct{}{}
+	f.nonceOrder = append(f.nonceOrder, a.Nonce)
+	cm := charter.Member{ID: a.Member, Name: a.Name, PublicKey: slices.Clone(a.PublicKey), Role: a.Role,
+		Guarantor: a.Guarantor, Territory: normalizeAll(a.Territory)}
+	f.members[a.Member] = &member{MemberState: MemberState{Member: cm, Admitted: seq}, Protects: a.Role == ledger.RoleProtected}
+	f.order = append(f.order, a.Member)
+	f.log.Info("alliance: member admitted", "member", a.Member, "name", a.Name, "role", a.Role, "by", m.ID, "seq", seq)
+	return Outcome{Accepted: true}
+}
+
+func (f *Fold) applyExpel(env ledger.Envelope, m *member, seq uint64) Outcome {
+	var x ledger.Expel
+	if decodeBody(env.Body, &x) != nil {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	if !m.Council {
+		return Outcome{Reason: ReasonForbidden}
+	}
+	t, ok := f.members[x.Member]
+	if !ok {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	t.Expelled = true
+	f.log.Warn("alliance: member expelled", "member", x.Member, "by", m.ID, "reason", x.Reason, "seq", seq)
+	return Outcome{Accepted: true}
+}
+
+func (f *Fold) applyKeyRotation(env ledger.Envelope, m *member) Outcome {
+	var k ledger.KeyRotation
+	if decodeBody(env.Body, &k) != nil || len(k.NewPublicKey) != 32 {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	m.PublicKey = slices.Clone(k.NewPublicKey)
+	return Outcome{Accepted: true}
+}
+
+func (f *Fold) applyDrill(env ledger.Envelope, m *member, seq uint64, at time.Time) Outcome {
+	var d ledger.Drill
+	if decodeBody(env.Body, &d) != nil || d.ID == "" || len(d.ID) > maxScenarioLen || !drillRange.Contains(d.Value.Unmap()) {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	if slices.ContainsFunc(f.drills, func(o DrillResult) bool { return o.ID == d.ID }) {
+		return Outcome{Reason: ReasonDuplicate}
+	}
+	if len(f.drills) >= maxDrills {
+		f.drills = slices.Delete(f.drills, 0, 1)
+	}
+	a := d.Value.Unmap()
+	f.drills = append(f.drills, DrillResult{ID: d.ID, Seq: seq, At: at, Author: m.ID, Value: a})
+	dec := &Decision{Since: seq, Reporters: []ledger.MemberID{m.ID}}
+	dec.Value, dec.Type, dec.Scenario, dec.Duration = netip.PrefixFrom(a, a.BitLen()), phalanx.Ban, "drill", drillDuration
+	dec.Origin, dec.FirstSeen, dec.LastSeen, dec.Events = phalanx.OriginAlliance, at, at, 1
+	f.put(dec)
+	return Outcome{Accepted: true, Changes: []Change{{Op: ChangeAdd, Decision: cloneDecision(*dec)}}}
+}
+
+func (f *Fold) applyDrillAck(env ledger.Envelope, m *member, at time.Time) Outcome {
+	var a ledger.DrillAck
+	if decodeBody(env.Body, &a) != nil {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	i := slices.IndexFunc(f.drills, func(o DrillResult) bool { return o.ID == a.DrillID })
+	if i < 0 {
+		return Outcome{Reason: ReasonUnknownDrill}
+	}
+	d := &f.drills[i]
+	if slices.ContainsFunc(d.Acks, func(o DrillAck) bool { return o.Member == m.ID }) || len(d.Acks) >= maxAcksPerDrill {
+		return Outcome{Reason: ReasonDuplicate}
+	}
+	d.Acks = append(d.Acks, DrillAck{Member: m.ID, Latency: at.Sub(d.At), InForceAt: a.InForceAt.UTC()})
+	return Outcome{Accepted: true}
+}
+
+func (f *Fold) applyHeartbeat(env ledger.Envelope, m *member, at time.Time) Outcome {
+	var h ledger.Heartbeat
+	if decodeBody(env.Body, &h) != nil {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	m.LastHeartbeat, m.Applied = at, h.Applied
+	return Outcome{Accepted: true}
+}
+
+// applyCharter installs a new charter version from a council member: the
+// next version number, the same founder.
+func (f *Fold) applyCharter(env ledger.Envelope, m *member) Outcome {
+	var c charter.Charter
+	if decodeBody(env.Body, &c) != nil || c.Version != f.charter.Version+1 || c.Founder != f.charter.Founder {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	if !m.Council {
+		return Outcome{Reason: ReasonForbidden}
+	}
+	if err := f.setCharter(c); err != nil {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	return Outcome{Accepted: true}
+}
