@@ -29,6 +29,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/phalanx-defence/phalanx/source"
 )
 
@@ -146,6 +148,7 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Line) error {
 	defer s.closeAll()
 	t := time.NewTicker(s.cfg.Poll)
 	defer t.Stop()
+	wake := s.watch(ctx)
 	initial := true
 	for {
 		err := s.poll(ctx, out, initial)
@@ -153,8 +156,13 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Line) error {
 		if s.onPoll != nil {
 			s.onPoll()
 		}
-		if serr := s.save(); serr != nil {
-			return serr
+		// A write wakes a poll at once, so under a busy log polls are
+		// frequent: offsets are saved at most every saveEvery, and always
+		// when Run ends.
+		if err != nil || time.Since(s.lastSave) >= saveEvery {
+			if serr := s.save(); serr != nil {
+				return serr
+			}
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -164,10 +172,66 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Line) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return s.save()
 		case <-t.C:
+		case <-wake:
 		}
 	}
+}
+
+// saveEvery bounds how often offsets are written while lines flow.
+const saveEvery = time.Second
+
+// watch asks the kernel (inotify) to say when the followed files'
+// directories change, so that a new line is read within milliseconds
+// rather than at the next poll: the alliance promises protection within a
+// second, and detection is the first step. Polling stays as the fallback
+// (and for what inotify misses, such as network file systems). The
+// returned channel is nil when no watch could be set up.
+func (s *Source) watch(ctx context.Context) <-chan struct{} {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		s.logger.Debug("file: no inotify, polling only", "err", err)
+		return nil
+	}
+	dirs := map[string]bool{}
+	for _, p := range s.cfg.Paths {
+		dirs[filepath.Dir(p)] = true
+		if target, err := filepath.EvalSymlinks(p); err == nil {
+			dirs[filepath.Dir(target)] = true
+		}
+	}
+	for d := range dirs {
+		if hasMeta(d) {
+			continue // a glob in the directory part: polling finds those
+		}
+		if err := w.Add(d); err != nil {
+			s.logger.Debug("file: cannot watch, polling", "dir", d, "err", err)
+		}
+	}
+	wake := make(chan struct{}, 1)
+	go func() {
+		defer w.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				select {
+				case wake <- struct{}{}:
+				default: // a poll is already due
+				}
+			case _, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+			}
+		}
+	}()
+	return wake
 }
 
 // Close releases the open files. Run closes them itself when it returns;

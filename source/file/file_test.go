@@ -399,3 +399,19 @@ func TestDeletedFileIsReleased(t *testing.T) {
 	appendFile(t, log, "again\n") // recreated: a new file, read from its start
 	r.expect(t, "again")
 }
+
+// TestInotifyWakes: with polling effectively off, a new line still arrives
+// at once, because the kernel says when the directory changes.
+func TestInotifyWakes(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "auth.log")
+	appendFile(t, path, "")
+	r := start(t, Config{Paths: []string{path}, FromStart: true}, "", func(s *Source) { s.cfg.Poll = time.Hour })
+	select { // the initial poll, which opens the file; no other comes
+	case <-r.polls:
+	case <-time.After(failAfter):
+		t.Fatal("source did not poll")
+	}
+	appendFile(t, path, "a line\n")
+	r.expect(t, "a line")
+}
