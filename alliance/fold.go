@@ -49,6 +49,12 @@ const (
 	drillDuration      = 5 * time.Minute
 )
 
+// caps are the attacker-growable caps a fold enforces: the constants
+// above, smaller in tests that exercise eviction.
+type caps struct{ pendingValues, sightingSources, nonces, decisions int }
+
+var defaultCaps = caps{maxPendingValues, maxSightingSources, maxNonces, maxDecisions}
+
 // drillRange is the reserved benchmarking space drills attack from
 // (RFC 2544): nothing real lives there, so a drill can never ban anyone.
 var drillRange = netip.MustParsePrefix("198.18.0.0/15")
@@ -205,6 +211,7 @@ type ceasefire struct {
 // concurrent use.
 type Fold struct {
 	log     *slog.Logger
+	caps    caps
 	self    ledger.MemberID
 	id      string // the alliance ID: the genesis envelope's ID
 	genesis ledger.Envelope
@@ -251,7 +258,7 @@ func New(genesis ledger.Envelope, opts Options) (*Fold, error) {
 		return nil, fmt.Errorf("alliance: genesis signed by %s, the charter's founder is %s", genesis.Author, c.Founder)
 	}
 	f := &Fold{
-		log: log, self: opts.Self, id: envelopeID(genesis), genesis: genesis,
+		log: log, caps: defaultCaps, self: opts.Self, id: envelopeID(genesis), genesis: genesis,
 		members:     make(map[ledger.MemberID]*member),
 		decisions:   make(map[netip.Prefix]*Decision),
 		bits:        make(map[int]int),
@@ -595,7 +602,7 @@ func (f *Fold) expire(at time.Time, changes []Change) []Change {
 // decision expiring first makes room.
 func (f *Fold) put(d *Decision) {
 	if _, ok := f.decisions[d.Value]; !ok {
-		for len(f.decisions) >= maxDecisions && len(f.expiries) > 0 {
+		for len(f.decisions) >= f.caps.decisions && len(f.expiries) > 0 {
 			e := heap.Pop(&f.expiries).(expiry)
 			if old, ok := f.decisions[e.value]; ok && old.Until().Equal(e.until) {
 				f.remove(e.value)

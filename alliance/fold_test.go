@@ -693,6 +693,63 @@ func TestNewRejectsBadGenesis(t *testing.T) {
 	}
 }
 
+func TestBoundedState(t *testing.T) {
+	h := newHarness(t)
+	h.f.caps = caps{pendingValues: 3, sightingSources: 3, nonces: 2, decisions: 4}
+	pol := testPolicy()
+	for i := range 10 {
+		h.at = t0.Add(time.Duration(i) * time.Minute)
+		v := fmt.Sprintf("192.0.2.%d", i)
+		h.send("b", ledger.KindReport, rep(v, "ssh-bf"))
+		h.send("c", ledger.KindSighting, ledger.Sighting{Source: netip.MustParseAddr(v), Scenario: "x", Events: 1})
+		h.send("a", ledger.KindReport, rep(fmt.Sprintf("198.51.100.%d", i), "ssh-exploit"))
+		n := newTMember(v)
+		h.send("a", ledger.KindAdmission, ledger.Admission{Member: n.id, PublicKey: n.pub, Role: ledger.RoleMember, Nonce: v})
+	}
+	if len(h.f.pending) != 3 || h.f.pendingLRU.Len() != 3 || len(h.f.sighted) != 3 || len(h.f.nonces) != 2 || len(h.f.decisions) != 4 {
+		t.Fatalf("state not bounded: pending %d, sighted %d, nonces %d, decisions %d",
+			len(h.f.pending), len(h.f.sighted), len(h.f.nonces), len(h.f.decisions))
+	}
+	// The most recent survive: c corroborates the last pending value, not
+	// the first, which was evicted.
+	if out := h.send("c", ledger.KindReport, rep("192.0.2.9", "ssh-bf")); len(out.Changes) != 1 {
+		t.Errorf("last pending value was evicted: %+v", out)
+	}
+	if out := h.send("c", ledger.KindReport, rep("192.0.2.0", "ssh-bf")); len(out.Changes) != 0 {
+		t.Errorf("first pending value was kept: %+v", out)
+	}
+	if _, ok := h.f.Lookup(netip.MustParseAddr("198.51.100.9"), h.at); !ok {
+		t.Error("newest decision evicted")
+	}
+	_ = pol
+}
+
+// FuzzApplySigned signs arbitrary bodies of every kind with a member's
+// key, so the fuzzer reaches the rules rather than the signature check.
+func FuzzApplySigned(f *testing.F) {
+	for _, k := range []ledger.Kind{ledger.KindReport, ledger.KindSighting, ledger.KindManual, ledger.KindLift,
+		ledger.KindCeasefire, ledger.KindCeasefireEnd, ledger.KindAdmission, ledger.KindExpel, ledger.KindKeyRotation,
+		ledger.KindDrill, ledger.KindDrillAck, ledger.KindHeartbeat, ledger.KindCharter} {
+		f.Add(string(k), []byte(`{}`), int64(0))
+	}
+	r, _ := json.Marshal(rep("192.0.2.7", "ssh-exploit"))
+	f.Add(string(ledger.KindReport), r, int64(0))
+	f.Fuzz(func(t *testing.T, kind string, body []byte, skew int64) {
+		h := newHarness(t)
+		if !json.Valid(body) {
+			return
+		}
+		m := h.m["a"]
+		e := sign(ledger.Envelope{Alliance: h.alliance, Kind: ledger.Kind(kind), Author: m.id, Seq: 2, Prev: m.prev,
+			Time: t0.Add(time.Duration(skew)), Body: body}, m.priv)
+		h.f.Apply(e, 2, t0)
+		h.f.Decisions(t0)
+		if _, err := h.f.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 func FuzzApply(f *testing.F) {
 	h := newHarness(f)
 	b, _ := json.Marshal(h.env("b", ledger.KindReport, rep("192.0.2.7", "ssh-exploit")))

@@ -87,6 +87,7 @@ func (f *Fold) applyReport(env ledger.Envelope, m *member, seq uint64, at time.T
 		rep.Guarantor = m.Guarantor
 	}
 	p := f.pendingFor(v, at)
+	defer f.trimPending()
 	p.Reports = slices.DeleteFunc(p.Reports, func(o report) bool { return o.Member == m.ID })
 	if len(p.Reports) >= maxReportsPerValue {
 		p.Reports = slices.Delete(p.Reports, 0, 1)
@@ -185,7 +186,8 @@ func clip(ev []string) []string {
 }
 
 // pendingFor returns v's pending reports, pruned to the window and marked
-// most recently used; a new value may evict the least recently reported.
+// most recently used. The caller trims the set afterwards, so a report
+// that decides at once never evicts a pending one.
 func (f *Fold) pendingFor(v netip.Prefix, at time.Time) *pending {
 	cut := at.Add(-f.policy.Window)
 	if e, ok := f.pending[v]; ok {
@@ -194,12 +196,16 @@ func (f *Fold) pendingFor(v netip.Prefix, at time.Time) *pending {
 		p.Reports = slices.DeleteFunc(p.Reports, func(r report) bool { return !r.At.After(cut) })
 		return p
 	}
-	for len(f.pending) >= maxPendingValues {
-		f.dropPending(f.pendingLRU.Front().Value.(*pending).Value)
-	}
 	p := &pending{Value: v}
 	f.pending[v] = f.pendingLRU.PushBack(p)
 	return p
+}
+
+// trimPending evicts the least recently reported values over the cap.
+func (f *Fold) trimPending() {
+	for len(f.pending) > f.caps.pendingValues {
+		f.dropPending(f.pendingLRU.Front().Value.(*pending).Value)
+	}
 }
 
 func (f *Fold) dropPending(v netip.Prefix) {
@@ -233,12 +239,15 @@ func (f *Fold) applySighting(env ledger.Envelope, m *member, seq uint64, at time
 		ss = e.Value.(*sightings)
 		ss.List = slices.DeleteFunc(ss.List, func(o sighting) bool { return !o.At.After(cut) })
 	} else {
-		for len(f.sighted) >= maxSightingSources {
-			f.dropSightings(f.sightingLRU.Front().Value.(*sightings).Source)
-		}
 		ss = &sightings{Source: src}
 		f.sighted[src] = f.sightingLRU.PushBack(ss)
 	}
+	// Trimmed after the decision, so a sighting that decides never evicts.
+	defer func() {
+		for len(f.sighted) > f.caps.sightingSources {
+			f.dropSightings(f.sightingLRU.Front().Value.(*sightings).Source)
+		}
+	}()
 	if len(ss.List) >= maxSightingsPer {
 		ss.List = slices.Delete(ss.List, 0, 1)
 	}
@@ -367,7 +376,7 @@ func (f *Fold) applyAdmission(env ledger.Envelope, m *member, seq uint64, at tim
 	if len(f.members) >= maxMembers {
 		return Outcome{Reason: ReasonFull}
 	}
-	if len(f.nonceOrder) >= maxNonces {
+	if len(f.nonceOrder) >= f.caps.nonces {
 		delete(f.nonces, f.nonceOrder[0])
 		f.nonceOrder = f.nonceOrder[1:]
 	}
