@@ -373,6 +373,15 @@ func TestFold(t *testing.T) {
 			rejections: map[string]uint64{ReasonExpelled: 1},
 		},
 		{
+			name: "expelled member's pending report no longer counts",
+			run: func(h *harness) Outcome {
+				h.send("c", ledger.KindReport, rep(bad, "ssh-bf"))
+				h.send("a", ledger.KindExpel, ledger.Expel{Member: h.m["c"].id})
+				return h.send("b", ledger.KindReport, rep(bad, "ssh-bf"))
+			},
+			want: []string{},
+		},
+		{
 			name:       "only the council expels",
 			run:        func(h *harness) Outcome { return h.send("b", ledger.KindExpel, ledger.Expel{Member: h.m["c"].id}) },
 			wantReason: ReasonForbidden,

@@ -403,6 +403,21 @@ func (f *Fold) applyExpel(env ledger.Envelope, m *member, seq uint64) Outcome {
 		return Outcome{Reason: ReasonBadBody}
 	}
 	t.Expelled = true
+	// Its pending reports and sightings stop counting: an expelled member
+	// must not help decide after its expulsion. Filtering is the same in
+	// any iteration order, so the fold stays deterministic.
+	for v, e := range f.pending {
+		p := e.Value.(*pending)
+		if p.Reports = slices.DeleteFunc(p.Reports, func(r report) bool { return r.Member == x.Member }); len(p.Reports) == 0 {
+			f.dropPending(v)
+		}
+	}
+	for a, e := range f.sighted {
+		ss := e.Value.(*sightings)
+		if ss.List = slices.DeleteFunc(ss.List, func(s sighting) bool { return s.Member == x.Member }); len(ss.List) == 0 {
+			f.dropSightings(a)
+		}
+	}
 	f.log.Warn("alliance: member expelled", "member", x.Member, "by", m.ID, "reason", x.Reason, "seq", seq)
 	return Outcome{Accepted: true}
 }
