@@ -292,3 +292,20 @@ func TestClusterNodeLoss(t *testing.T) {
 		t.Fatalf("LastSeq = %d, %v; want 20", last, err)
 	}
 }
+
+func TestOpenHubDown(t *testing.T) {
+	// A port nobody listens on: Open keeps trying until its context ends,
+	// then says what to check.
+	cfg := natstest.Hub(t)
+	hub := open(t, cfg, natstest.Alliance(t))
+	url := hub.ClientURL()
+	if err := hub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	_, err := natsbus.Open(ctx, natsbus.Config{URLs: []string{url}}, natstest.Alliance(t), nil)
+	if err == nil || !strings.Contains(err.Error(), "is the hub") {
+		t.Fatalf("Open with the hub down = %v", err)
+	}
+}
