@@ -186,14 +186,32 @@ func Open(ctx context.Context, cfg Config, alliance string, log *slog.Logger) (*
 		DenyDelete: true,
 		DenyPurge:  true,
 	}
-	if err := retry(ctx, func(ctx context.Context) error {
-		_, err := js.CreateOrUpdateStream(ctx, sc)
-		return err
-	}); err != nil {
+	if err := retry(ctx, func(ctx context.Context) error { return b.ensureStream(ctx, sc) }); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("natsbus: create ledger stream %s on %s (is the hub or cluster running and JetStream enabled?): %w", b.stream, url, err)
 	}
 	return b, nil
+}
+
+// ensureStream creates the ledger stream unless it exists. An existing one
+// is left as it is: a member that does not say how many replicas it wants
+// must not shrink a stream the cluster's operator made with three.
+func (b *Bus) ensureStream(ctx context.Context, sc jetstream.StreamConfig) error {
+	s, err := b.js.Stream(ctx, sc.Name)
+	if err == nil {
+		if have := s.CachedInfo().Config.Replicas; have != sc.Replicas {
+			b.log.Info("ledger stream exists with other replicas; left as is", "stream", sc.Name, "replicas", have, "configured", sc.Replicas)
+		}
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return err
+	}
+	_, err = b.js.CreateStream(ctx, sc)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return nil // another member created it first
+	}
+	return err
 }
 
 // reconnectDelay backs off from 100 ms to 5 s; the client adds jitter.

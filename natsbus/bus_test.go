@@ -271,10 +271,16 @@ func TestClusterNodeLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	info := s.CachedInfo()
-	nc.Close()
 	if info.Config.Replicas != 3 || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
 		t.Fatalf("stream replicas: config %d, cluster %+v", info.Config.Replicas, info.Cluster)
 	}
+	// A member that leaves Replicas unset joins without shrinking the stream.
+	open(t, natsbus.Config{URLs: urls}, alliance)
+	if s, err := js.Stream(t.Context(), natsbus.StreamName(alliance)); err != nil || s.CachedInfo().Config.Replicas != 3 {
+		t.Fatalf("after a member with default replicas joined: %v, %+v", err, s)
+	}
+	nc.Close()
+
 	leader := info.Cluster.Leader
 	i := int(leader[len(leader)-1] - '0')
 	t.Logf("stopping stream leader %s (node %d)", leader, i)
