@@ -1,8 +1,9 @@
 // Package ledger defines the alliance's record: signed, hash-chained
 // events. Every report, decision, lift, ceasefire, charter change,
 // admission, drill and heartbeat is an Envelope signed by its author
-// (ed25519 over a canonical encoding); its ID is the SHA-256 of its signed
-// bytes, which is also the NATS message id the stream de-duplicates by.
+// (ed25519 over a canonical encoding); its ID is the SHA-256 of that
+// encoding with the signature included, which is also the NATS message id
+// the stream de-duplicates by.
 // Each author chains its own envelopes (Prev is the ID of its previous
 // one, Seq counts them), so a replayed, dropped or reordered event of one
 // member is visible to every other.
@@ -100,8 +101,24 @@ type CeasefireEnd struct {
 	ID string `json:"id"`
 }
 
-// Admission is the body of KindAdmission, authored by the member that
-// issued the invitation.
+// Admission is the body of KindAdmission. It is authored by the joiner
+// itself, as its first envelope (Seq 1), signed with the key it declares,
+// and it carries the grant of a council member's invitation. The fold
+// accepts an admission only if:
+//
+//   - the envelope's Author, Member and MemberIDOf(PublicKey) are the same,
+//     and the envelope verifies with PublicKey;
+//   - Grant decodes (charter.DecodeGrant) and verifies (charter.VerifyGrant)
+//     against the current key of its Inviter, who is a council member,
+//     unexpired at the envelope's Time (which the fold keeps within
+//     MaxClockSkew of its own clock when it first sees the envelope);
+//   - the grant names this alliance, and its Nonce, Role and Guarantor are
+//     the Admission's own;
+//   - the nonce was never used by an earlier admission (single use).
+//
+// charter.CheckAdmission performs every check but the last, which needs
+// the fold's record of spent nonces: it returns the nonce for the fold to
+// look up and record.
 type Admission struct {
 	Member    MemberID       `json:"member"`
 	Name      string         `json:"name"`
@@ -109,7 +126,8 @@ type Admission struct {
 	Role      Role           `json:"role"`
 	Guarantor MemberID       `json:"guarantor,omitempty"` // protected parties: who vouches for them
 	Territory []netip.Prefix `json:"territory,omitempty"`
-	Nonce     string         `json:"nonce"` // the invitation's single-use nonce
+	Nonce     string         `json:"nonce"`           // the invitation's single-use nonce
+	Grant     []byte         `json:"grant,omitempty"` // the inviter's signed grant, charter.EncodeGrant
 }
 
 // Role is a member's standing in the alliance.
