@@ -70,12 +70,14 @@ func New(name string, founder ledger.Identity, founderName string, territory []n
 //   - http-sensitive-files: five distinct secret files (/.env, /.git/config)
 //     within a minute, which no browser or crawler asks for;
 //   - http-open-proxy: CONNECT or absolute URIs to a web server;
+//   - ssh-bf: six password failures within about a minute, a pace no
+//     person mistyping reaches (the slow and key scenarios stay at two);
 //   - ssh-refused-conn: a connection the member's tcpwrappers already refused;
 //   - manual: an operator's own decision.
 //
-// Brute-force and probing scenarios stay at two: a member's office behind
-// one NAT address or a misconfigured job should not be banned everywhere on
-// one member's word.
+// The slow brute-force and probing scenarios stay at two: a member's office
+// behind one NAT address or a misconfigured job should not be banned
+// everywhere on one member's word.
 func DefaultPolicy() Policy {
 	return Policy{
 		Corroboration: 2,
@@ -85,6 +87,7 @@ func DefaultPolicy() Policy {
 			"http-sensitive-files": 1,
 			"http-open-proxy":      1,
 			"ssh-refused-conn":     1,
+			"ssh-bf":               1,
 			"manual":               1,
 		},
 		SightingEvents:      6,

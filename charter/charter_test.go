@@ -79,12 +79,12 @@ func TestDefaultPolicy(t *testing.T) {
 		p.SightingDuration != 4*time.Hour || p.MaxReportsPerMinute != 600 || p.MaxClockSkew != 5*time.Minute {
 		t.Fatalf("defaults %+v", p)
 	}
-	for _, s := range []string{"http-exploit", "ssh-refused-conn", "manual"} {
+	for _, s := range []string{"http-exploit", "ssh-refused-conn", "ssh-bf", "manual"} {
 		if p.Required(s) != 1 {
 			t.Errorf("%s needs %d", s, p.Required(s))
 		}
 	}
-	for _, s := range []string{"ssh-bf", "ssh-slow-bf", "http-probing", "mail-auth-bf"} {
+	for _, s := range []string{"ssh-slow-bf", "ssh-user-enum", "http-probing", "mail-auth-bf"} {
 		if p.Required(s) != 2 {
 			t.Errorf("%s needs %d", s, p.Required(s))
 		}
