@@ -2,112 +2,115 @@ package alliance
 
 import (
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/phalanx-defence/phalanx/charter"
 	"github.com/phalanx-defence/phalanx/ledger"
 )
 
-// This file holds the few envelope and policy helpers the fold needs.
-// They stand in for ledger's and charter's own (Verify, ID, Required,
-// DefaultPolicy) until those land, and are the only place that knows the
-// encoding, so switching is a change to this file alone.
-
-// signingBytes is the canonical encoding an envelope's signature covers:
-// the envelope without its signature.
-func signingBytes(e ledger.Envelope) []byte {
-	e.Sig = nil
-	b, err := json.Marshal(e)
-	if err != nil {
-		// Only an unencodable body (invalid RawMessage) gets here; such an
-		// envelope can carry no valid signature.
-		return nil
-	}
-	return b
-}
-
-// verify checks e's signature against pub.
+// verify checks e's form and signature against pub (the author's current
+// key, which the fold tracks through admissions and rotations).
 func verify(e ledger.Envelope, pub []byte) error {
-	if len(pub) != ed25519.PublicKeySize {
-		return fmt.Errorf("alliance: verify: public key of %d bytes", len(pub))
-	}
-	msg := signingBytes(e)
-	if msg == nil || !ed25519.Verify(ed25519.PublicKey(pub), msg, e.Sig) {
-		return fmt.Errorf("alliance: verify %s envelope of %s: bad signature", e.Kind, e.Author)
+	if err := e.Verify(ed25519.PublicKey(pub)); err != nil {
+		return fmt.Errorf("alliance: %w", err)
 	}
 	return nil
 }
 
-// sign sets e's signature; tests build envelopes with it.
-func sign(e ledger.Envelope, priv ed25519.PrivateKey) ledger.Envelope {
-	e.Sig = ed25519.Sign(priv, signingBytes(e))
-	return e
-}
+func envelopeID(e ledger.Envelope) string { return e.ID() }
 
-// envelopeID is the SHA-256 of the signed envelope's encoding, in hex.
-func envelopeID(e ledger.Envelope) string {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
+func memberID(pub []byte) ledger.MemberID { return ledger.MemberIDOf(pub) }
 
-// memberID derives a member's ID from its public key.
-func memberID(pub []byte) ledger.MemberID {
-	sum := sha256.Sum256(pub)
-	return ledger.MemberID(hex.EncodeToString(sum[:16]))
-}
-
-// withDefaults fills a policy's zero fields with the documented defaults,
+// withDefaults fills a policy's zero fields with charter.DefaultPolicy's,
 // so a charter that leaves them out folds the same on every member.
 func withDefaults(p charter.Policy) charter.Policy {
+	d := charter.DefaultPolicy()
 	if p.Corroboration <= 0 {
-		p.Corroboration = 2
+		p.Corroboration = d.Corroboration
 	}
 	if p.Window <= 0 {
-		p.Window = time.Hour
+		p.Window = d.Window
 	}
 	if p.SightingEvents <= 0 {
-		p.SightingEvents = 6
+		p.SightingEvents = d.SightingEvents
 	}
 	if p.SightingMembers <= 0 {
-		p.SightingMembers = 2
+		p.SightingMembers = d.SightingMembers
 	}
 	if p.SightingDuration <= 0 {
-		p.SightingDuration = 4 * time.Hour
+		p.SightingDuration = d.SightingDuration
 	}
 	if p.MaxReportsPerMinute <= 0 {
-		p.MaxReportsPerMinute = 600
+		p.MaxReportsPerMinute = d.MaxReportsPerMinute
 	}
 	if p.MaxClockSkew <= 0 {
-		p.MaxClockSkew = 5 * time.Minute
+		p.MaxClockSkew = d.MaxClockSkew
 	}
 	return p
 }
 
-// required is how many distinct members must report a value of scenario:
-// an exact entry, else the longest matching "prefix*" entry, else the
-// default corroboration. Never below 1.
-func required(p charter.Policy, scenario string) int {
-	n, ok := p.Scenarios[scenario]
-	if !ok {
-		best := -1
-		for k, v := range p.Scenarios {
-			pre, isPrefix := strings.CutSuffix(k, "*")
-			if isPrefix && strings.HasPrefix(scenario, pre) && len(pre) > best {
-				best, n = len(pre), v
-			}
-		}
-		if best < 0 {
-			n = p.Corroboration
+// required is how many distinct members must report a value of scenario,
+// never below one.
+func required(p charter.Policy, scenario string) int { return max(p.Required(scenario), 1) }
+
+// councilKey is the current key of a council member still in the
+// alliance: what an invitation grant must verify against.
+func (f *Fold) councilKey(id ledger.MemberID) (ed25519.PublicKey, bool) {
+	m, ok := f.members[id]
+	if !ok || !m.Council || m.Expelled {
+		return nil, false
+	}
+	return ed25519.PublicKey(m.PublicKey), true
+}
+
+// admit folds an admission: the joiner's own first envelope, signed with
+// the key it declares, carrying a council member's invitation grant.
+func (f *Fold) admit(env ledger.Envelope, seq uint64, at time.Time) Outcome {
+	var a ledger.Admission
+	if decodeBody(env.Body, &a) != nil || len(a.PublicKey) != ed25519.PublicKeySize || len(a.Territory) > maxTerritory {
+		return f.reject(env, seq, ReasonBadBody)
+	}
+	if verify(env, a.PublicKey) != nil {
+		return f.reject(env, seq, ReasonBadSignature)
+	}
+	if env.Alliance != f.id {
+		return f.reject(env, seq, ReasonWrongAlliance)
+	}
+	// The grant's expiry is checked at the envelope's time, which must be
+	// close to the stream's: a joiner cannot backdate an expired grant.
+	if d := env.Time.Sub(at); d > f.policy.MaxClockSkew || d < -f.policy.MaxClockSkew {
+		return f.reject(env, seq, ReasonClockSkew)
+	}
+	cm, nonce, err := charter.CheckAdmission(env, f.councilKey)
+	if err != nil {
+		f.log.Info("alliance: admission refused", "member", env.Author, "seq", seq, "err", err)
+		return f.reject(env, seq, ReasonBadGrant)
+	}
+	if _, used := f.nonces[nonce]; used {
+		return f.reject(env, seq, ReasonNonceUsed)
+	}
+	if cm.Role == ledger.RoleProtected {
+		g, ok := f.members[cm.Guarantor]
+		if !ok || g.Protects || g.Expelled {
+			return f.reject(env, seq, ReasonBadBody)
 		}
 	}
-	return max(n, 1)
+	if len(f.members) >= maxMembers {
+		return f.reject(env, seq, ReasonFull)
+	}
+	for len(f.nonceOrder) >= f.caps.nonces {
+		delete(f.nonces, f.nonceOrder[0])
+		f.nonceOrder = f.nonceOrder[1:]
+	}
+	f.nonces[nonce] = struct{}{}
+	f.nonceOrder = append(f.nonceOrder, nonce)
+	cm.Council = false
+	cm.Territory = normalizeAll(cm.Territory)
+	m := &member{MemberState: MemberState{Member: cm, Admitted: seq}, Protects: cm.Role == ledger.RoleProtected,
+		LastSeq: env.Seq, LastID: envelopeID(env)}
+	f.members[cm.ID] = m
+	f.order = append(f.order, cm.ID)
+	f.log.Info("alliance: member admitted", "member", cm.ID, "name", cm.Name, "role", cm.Role, "seq", seq)
+	return Outcome{Accepted: true}
 }

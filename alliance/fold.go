@@ -247,15 +247,9 @@ func New(genesis ledger.Envelope, opts Options) (*Fold, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if genesis.Kind != ledger.KindCharter {
-		return nil, fmt.Errorf("alliance: genesis is a %q envelope, want %q", genesis.Kind, ledger.KindCharter)
-	}
-	var c charter.Charter
-	if err := decodeBody(genesis.Body, &c); err != nil {
-		return nil, fmt.Errorf("alliance: genesis charter: %w", err)
-	}
-	if genesis.Author != c.Founder {
-		return nil, fmt.Errorf("alliance: genesis signed by %s, the charter's founder is %s", genesis.Author, c.Founder)
+	c, err := charter.VerifyGenesis(genesis)
+	if err != nil {
+		return nil, fmt.Errorf("alliance: %w", err)
 	}
 	f := &Fold{
 		log: log, caps: defaultCaps, self: opts.Self, id: envelopeID(genesis), genesis: genesis,
@@ -272,13 +266,7 @@ func New(genesis ledger.Envelope, opts Options) (*Fold, error) {
 	if err := f.setCharter(c); err != nil {
 		return nil, err
 	}
-	founder, ok := f.members[c.Founder]
-	if !ok || !founder.Council {
-		return nil, fmt.Errorf("alliance: genesis: founder %s is not a council member of the charter", c.Founder)
-	}
-	if err := verify(genesis, founder.PublicKey); err != nil {
-		return nil, fmt.Errorf("alliance: genesis: %w", err)
-	}
+	founder := f.members[c.Founder] // VerifyGenesis made sure it is listed
 	founder.LastSeq, founder.LastID = genesis.Seq, f.id
 	return f, nil
 }
@@ -339,6 +327,9 @@ func (f *Fold) apply(env ledger.Envelope, seq uint64, at time.Time) Outcome {
 	}
 	m, ok := f.members[env.Author]
 	if !ok {
+		if env.Kind == ledger.KindAdmission {
+			return f.admit(env, seq, at)
+		}
 		return f.reject(env, seq, ReasonUnknownAuthor)
 	}
 	if m.Expelled {
@@ -386,7 +377,7 @@ func (f *Fold) apply(env ledger.Envelope, seq uint64, at time.Time) Outcome {
 	case ledger.KindCeasefireEnd:
 		out = f.applyCeasefireEnd(env, m)
 	case ledger.KindAdmission:
-		out = f.applyAdmission(env, m, seq, at)
+		out = Outcome{Reason: ReasonDuplicate} // a member is admitted once
 	case ledger.KindExpel:
 		out = f.applyExpel(env, m, seq)
 	case ledger.KindKeyRotation:

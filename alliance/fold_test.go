@@ -27,6 +27,35 @@ type tmember struct {
 	prev string
 }
 
+// sign sets e's signature by priv.
+func sign(e ledger.Envelope, priv ed25519.PrivateKey) ledger.Envelope {
+	e.Sig = ed25519.Sign(priv, e.SigningBytes())
+	return e
+}
+
+func (m *tmember) identity() ledger.Identity {
+	return ledger.Identity{ID: m.id, Public: m.pub, Private: m.priv}
+}
+
+// admission is n's own first envelope, joining with a grant inviter signs.
+func (h *harness) admission(inviter string, n *tmember, role ledger.Role, guarantor ledger.MemberID, territory ...netip.Prefix) ledger.Envelope {
+	tok, err := charter.NewInvitation(h.m[inviter].identity(), h.alliance, "test", h.alliance, "127.0.0.1:4222", role, guarantor, time.Hour, h.at)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	inv, err := charter.ParseInvitation(tok)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return h.admissionWith(n, charter.EncodeGrant(inv.Grant()), inv.Nonce, role, guarantor, territory...)
+}
+
+func (h *harness) admissionWith(n *tmember, grant []byte, nonce string, role ledger.Role, guarantor ledger.MemberID, territory ...netip.Prefix) ledger.Envelope {
+	h.m[string(n.id)] = n
+	return h.env(string(n.id), ledger.KindAdmission, ledger.Admission{Member: n.id, Name: "n" + string(n.id[:6]), PublicKey: n.pub,
+		Role: role, Guarantor: guarantor, Territory: territory, Nonce: nonce, Grant: grant})
+}
+
 func newTMember(name string) *tmember {
 	seed := sha256.Sum256([]byte(name))
 	priv := ed25519.NewKeyFromSeed(seed[:])
@@ -277,7 +306,7 @@ func TestFold(t *testing.T) {
 		{
 			name: "wrong alliance",
 			run: func(h *harness) Outcome {
-				h.alliance = "other"
+				h.alliance = fmt.Sprintf("%x", sha256.Sum256([]byte("other")))
 				return h.send("b", ledger.KindReport, rep(bad, "ssh-exploit"))
 			},
 			wantReason: ReasonWrongAlliance,
@@ -556,18 +585,31 @@ func TestAdmissionAndDrill(t *testing.T) {
 	h := newHarness(t)
 	n := newTMember("n")
 	h.m["n"] = n
-	adm := ledger.Admission{Member: n.id, Name: "n", PublicKey: n.pub, Role: ledger.RoleMember,
-		Territory: []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}, Nonce: "nonce-1"}
-	if out := h.send("a", ledger.KindAdmission, adm); !out.Accepted {
+	adm := h.admission("a", n, ledger.RoleMember, "", netip.MustParsePrefix("172.16.0.0/12"))
+	if out := h.apply(adm); !out.Accepted {
 		t.Fatalf("admission: %+v", out)
 	}
-	if out := h.send("b", ledger.KindAdmission, ledger.Admission{Member: h.m["x"].id, PublicKey: h.m["x"].pub, Role: ledger.RoleMember, Nonce: "nonce-2"}); out.Reason != ReasonBadGrant {
-		t.Errorf("admission by a non-council member: %+v", out)
+	if out := h.apply(adm); out.Reason != ReasonReplay {
+		t.Errorf("replayed admission: %+v", out)
 	}
-	x := adm
-	x.Member, x.PublicKey = h.m["x"].id, h.m["x"].pub
-	if out := h.send("a", ledger.KindAdmission, x); out.Reason != ReasonNonceUsed {
-		t.Errorf("reused nonce: %+v", out)
+	if out := h.apply(h.admission("b", newTMember("y"), ledger.RoleMember, "")); out.Reason != ReasonBadGrant {
+		t.Errorf("invited by a non-council member: %+v", out)
+	}
+	var a ledger.Admission
+	if err := json.Unmarshal(adm.Body, &a); err != nil {
+		t.Fatal(err)
+	}
+	if out := h.apply(h.admissionWith(newTMember("z"), a.Grant, a.Nonce, ledger.RoleMember, "")); out.Reason != ReasonNonceUsed {
+		t.Errorf("reused invitation: %+v", out)
+	}
+	if out := h.apply(h.admission("a", newTMember("w"), ledger.RoleProtected, h.m["p"].id)); out.Reason != ReasonBadBody {
+		t.Errorf("protected party guaranteed by a protected party: %+v", out)
+	}
+	h.at = h.at.Add(2 * time.Hour)
+	late := h.admission("a", newTMember("v"), ledger.RoleMember, "")
+	h.at = h.at.Add(2 * time.Hour)
+	if out := h.apply(late); out.Reason != ReasonClockSkew {
+		t.Errorf("late admission: %+v", out)
 	}
 	if out := h.send("b", ledger.KindReport, rep("172.16.1.1", "ssh-exploit")); out.Reason != ReasonTerritory {
 		t.Errorf("new member's territory: %+v", out)
@@ -712,8 +754,7 @@ func TestBoundedState(t *testing.T) {
 		h.send("b", ledger.KindReport, rep(v, "ssh-bf"))
 		h.send("c", ledger.KindSighting, ledger.Sighting{Source: netip.MustParseAddr(v), Scenario: "x", Events: 1})
 		h.send("a", ledger.KindReport, rep(fmt.Sprintf("198.51.100.%d", i), "ssh-exploit"))
-		n := newTMember(v)
-		h.send("a", ledger.KindAdmission, ledger.Admission{Member: n.id, PublicKey: n.pub, Role: ledger.RoleMember, Nonce: v})
+		h.apply(h.admission("a", newTMember(v), ledger.RoleMember, ""))
 	}
 	if len(h.f.pending) != 3 || h.f.pendingLRU.Len() != 3 || len(h.f.sighted) != 3 || len(h.f.nonces) != 2 || len(h.f.decisions) != 4 {
 		t.Fatalf("state not bounded: pending %d, sighted %d, nonces %d, decisions %d",

@@ -347,49 +347,6 @@ func (f *Fold) applyCeasefireEnd(env ledger.Envelope, m *member) Outcome {
 	return Outcome{Accepted: true}
 }
 
-func (f *Fold) applyAdmission(env ledger.Envelope, m *member, seq uint64, at time.Time) Outcome {
-	var a ledger.Admission
-	if decodeBody(env.Body, &a) != nil || len(a.PublicKey) != 32 || memberID(a.PublicKey) != a.Member ||
-		a.Nonce == "" || len(a.Nonce) > maxScenarioLen || len(a.Territory) > maxTerritory ||
-		(a.Role != ledger.RoleMember && a.Role != ledger.RoleProtected) {
-		return Outcome{Reason: ReasonBadBody}
-	}
-	// Until invitation grants land in charter, the inviter must hold a
-	// council seat: the admission is the council's signed approval.
-	if !m.Council {
-		return Outcome{Reason: ReasonBadGrant}
-	}
-	if _, used := f.nonces[a.Nonce]; used {
-		return Outcome{Reason: ReasonNonceUsed}
-	}
-	if _, ok := f.members[a.Member]; ok {
-		return Outcome{Reason: ReasonDuplicate}
-	}
-	if a.Role == ledger.RoleProtected {
-		g, ok := f.members[a.Guarantor]
-		if !ok || g.Protects || g.Expelled {
-			return Outcome{Reason: ReasonBadBody}
-		}
-	} else {
-		a.Guarantor = ""
-	}
-	if len(f.members) >= maxMembers {
-		return Outcome{Reason: ReasonFull}
-	}
-	if len(f.nonceOrder) >= f.caps.nonces {
-		delete(f.nonces, f.nonceOrder[0])
-		f.nonceOrder = f.nonceOrder[1:]
-	}
-	f.nonces[a.Nonce] = struct{}{}
-	f.nonceOrder = append(f.nonceOrder, a.Nonce)
-	cm := charter.Member{ID: a.Member, Name: a.Name, PublicKey: slices.Clone(a.PublicKey), Role: a.Role,
-		Guarantor: a.Guarantor, Territory: normalizeAll(a.Territory)}
-	f.members[a.Member] = &member{MemberState: MemberState{Member: cm, Admitted: seq}, Protects: a.Role == ledger.RoleProtected}
-	f.order = append(f.order, a.Member)
-	f.log.Info("alliance: member admitted", "member", a.Member, "name", a.Name, "role", a.Role, "by", m.ID, "seq", seq)
-	return Outcome{Accepted: true}
-}
-
 func (f *Fold) applyExpel(env ledger.Envelope, m *member, seq uint64) Outcome {
 	var x ledger.Expel
 	if decodeBody(env.Body, &x) != nil {
