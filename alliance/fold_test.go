@@ -511,6 +511,25 @@ func TestCorroboratedDecision(t *testing.T) {
 	}
 }
 
+func TestCharterVersion(t *testing.T) {
+	h := newHarness(t)
+	c := h.f.Charter()
+	c.Version = 2
+	c.Members = append(slices.Clone(c.Members), charter.Member{ID: h.m["x"].id, Name: "x", PublicKey: h.m["x"].pub, Role: ledger.RoleMember})
+	if out := h.send("b", ledger.KindCharter, c); out.Reason != ReasonForbidden {
+		t.Errorf("charter from a non-council member: %+v", out)
+	}
+	if out := h.send("a", ledger.KindCharter, c); !out.Accepted {
+		t.Fatalf("charter version 2: %+v", out)
+	}
+	if out := h.send("x", ledger.KindReport, rep("192.0.2.7", "ssh-exploit")); len(out.Changes) != 1 {
+		t.Errorf("member added by version 2: %+v", out)
+	}
+	if out := h.send("a", ledger.KindCharter, c); out.Reason != ReasonBadBody {
+		t.Errorf("same version again: %+v", out)
+	}
+}
+
 func TestPactBreachRecorded(t *testing.T) {
 	h := newHarness(t)
 	h.send("c", ledger.KindReport, rep("203.0.113.9", "ssh-bf"))
@@ -808,8 +827,10 @@ func FuzzApply(f *testing.F) {
 	f.Add(b, uint64(3))
 	f.Add([]byte(`{"kind":"report","body":{"value":"::/0"}}`), uint64(1))
 	f.Fuzz(func(t *testing.T, data []byte, seq uint64) {
-		var e ledger.Envelope
-		if json.Unmarshal(data, &e) != nil {
+		// What the wire gives (ledger.Decode), else whatever JSON makes
+		// of the bytes: the fold must survive envelopes Decode would refuse.
+		e, err := ledger.Decode(data)
+		if err != nil && json.Unmarshal(data, &e) != nil {
 			return
 		}
 		fold, err := New(h.genesis, Options{})

@@ -437,8 +437,8 @@ func (f *Fold) applyHeartbeat(env ledger.Envelope, m *member, at time.Time) Outc
 // applyCharter installs a new charter version from a council member: the
 // next version number, the same founder.
 func (f *Fold) applyCharter(env ledger.Envelope, m *member) Outcome {
-	var c charter.Charter
-	if decodeBody(env.Body, &c) != nil || c.Version != f.charter.Version+1 || c.Founder != f.charter.Founder {
+	c, err := charter.FromEnvelope(env)
+	if err != nil || c.Version != f.charter.Version+1 || c.Founder != f.charter.Founder {
 		return Outcome{Reason: ReasonBadBody}
 	}
 	if !m.Council {
