@@ -53,7 +53,7 @@ const (
 // above, smaller in tests that exercise eviction.
 type caps struct{ pendingValues, sightingSources, nonces, decisions int }
 
-var defaultCaps = caps{maxPendingValues, maxSightingSources, maxNonces, maxDecisions}
+func defaultCaps() caps { return caps{maxPendingValues, maxSightingSources, maxNonces, maxDecisions} }
 
 // drillRange is the reserved benchmarking space drills attack from
 // (RFC 2544): nothing real lives there, so a drill can never ban anyone.
@@ -252,7 +252,7 @@ func New(genesis ledger.Envelope, opts Options) (*Fold, error) {
 		return nil, fmt.Errorf("alliance: %w", err)
 	}
 	f := &Fold{
-		log: log, caps: defaultCaps, self: opts.Self, id: envelopeID(genesis), genesis: genesis,
+		log: log, caps: defaultCaps(), self: opts.Self, id: envelopeID(genesis), genesis: genesis,
 		members:     make(map[ledger.MemberID]*member),
 		decisions:   make(map[netip.Prefix]*Decision),
 		bits:        make(map[int]int),
