@@ -1,0 +1,443 @@
+// Package member runs one alliance member: its data directory (identity,
+// genesis charter, config, own chain position, fold snapshot), founding an
+// alliance, inviting and joining, and the run loop that connects to the
+// ledger, folds it into the member's decision set, publishes the member's
+// own detections as signed reports, and serves a local HTTP API that the
+// CLI talks to.
+package member
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/phalanx-defence/phalanx"
+	"github.com/phalanx-defence/phalanx/alliance"
+	"github.com/phalanx-defence/phalanx/decisions"
+	"github.com/phalanx-defence/phalanx/ledger"
+	"github.com/phalanx-defence/phalanx/natsbus"
+	"github.com/phalanx-defence/phalanx/source/file"
+)
+
+// Intervals of the run loop.
+const (
+	heartbeatEvery = 10 * time.Second
+	snapshotEvery  = 30 * time.Second
+	// reconcileEvery re-derives the mirrored set from the fold, so that a
+	// ceasefire's end by expiry restores the decisions it suspended.
+	reconcileEvery = 5 * time.Second
+	publishTimeout = 5 * time.Second
+	outboxSize     = 1024
+	sightingEvery  = time.Minute
+)
+
+// Member is one alliance member, opened from its data directory.
+type Member struct {
+	dir      string
+	log      *slog.Logger
+	cfg      config
+	id       ledger.Identity
+	genesis  ledger.Envelope
+	alliance string
+	token    string
+	clock    phalanx.Clock
+	ds       *decisions.Set
+	sources  []file.Config
+	api      string
+	// sightingEvery is how often sub-threshold events are published as
+	// sightings; tests shorten it.
+	sightingEvery time.Duration
+
+	chain ledger.Chain // owned by the publisher goroutine once Run starts
+	out   chan outgoing
+
+	mu        sync.Mutex // guards fold, bus
+	fold      *alliance.Fold
+	bus       *natsbus.Bus
+	restored  uint64 // the snapshot position Run restored from; 0 if none
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	drillMu sync.Mutex
+	drills  map[string]chan struct{} // drill ID → signalled on each ack of it
+}
+
+type outgoing struct {
+	kind ledger.Kind
+	body any
+	done chan published // nil: nobody waits
+}
+
+// published is what publishing one envelope gave.
+type published struct {
+	ID  string `json:"id"`
+	Seq uint64 `json:"seq"`
+	err error
+}
+
+// Open reads the member in dir. It does not connect to anything: Run does.
+func Open(dir string, log *slog.Logger) (*Member, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("member: %w", err)
+	}
+	cfg, err := loadConfig(abs)
+	if err != nil {
+		return nil, err
+	}
+	id, err := ledger.LoadIdentity(filepath.Join(abs, fileIdentity))
+	if err != nil {
+		return nil, fmt.Errorf("member: %w", err)
+	}
+	genesis, err := loadGenesis(abs)
+	if err != nil {
+		return nil, err
+	}
+	if genesis.ID() != cfg.Alliance {
+		return nil, fmt.Errorf("member: %s is not the charter of alliance %s named in %s", fileGenesis, cfg.Alliance, fileConfig)
+	}
+	chain, err := loadChain(abs)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := os.ReadFile(filepath.Join(abs, fileAPIToken))
+	if err != nil {
+		return nil, fmt.Errorf("member: %w", err)
+	}
+	if cfg.API == "" {
+		cfg.API = DefaultAPIListen
+	}
+	clock := phalanx.SystemClock{}
+	return &Member{
+		dir: abs, log: log.With("member", id.ID), cfg: cfg, id: id, genesis: genesis,
+		alliance: cfg.Alliance, token: strings.TrimSpace(string(tok)), clock: clock,
+		ds: decisions.New(clock), sources: cfg.Sources, api: cfg.API, chain: chain,
+		out: make(chan outgoing, outboxSize), ready: make(chan struct{}),
+		drills: make(map[string]chan struct{}), sightingEvery: sightingEvery,
+	}, nil
+}
+
+// AddSource follows one more set of files (`phalanx up --source`), in
+// addition to member.yaml's sources. Call before Run.
+func (m *Member) AddSource(c file.Config) { m.sources = append(m.sources, c) }
+
+// SetAPIListen overrides member.yaml's API address (`phalanx up --api`).
+// Call before Run.
+func (m *Member) SetAPIListen(addr string) { m.api = addr }
+
+// Decisions is the member's decision set: alliance decisions (not
+// suspended by a ceasefire) and its own local detections.
+func (m *Member) Decisions() *decisions.Set { return m.ds }
+
+// ID is the member's ID.
+func (m *Member) ID() ledger.MemberID { return m.id.ID }
+
+func (m *Member) natsConfig() natsbus.Config {
+	c := m.cfg.NATS
+	if c.Embedded && c.StoreDir != "" && !filepath.IsAbs(c.StoreDir) {
+		c.StoreDir = filepath.Join(m.dir, c.StoreDir)
+	}
+	return c
+}
+
+// Run runs the member until ctx ends.
+func (m *Member) Run(ctx context.Context) error {
+	bus, err := natsbus.Open(ctx, m.natsConfig(), m.alliance, m.log)
+	if err != nil {
+		return fmt.Errorf("member: ledger: %w", err)
+	}
+	defer bus.Close()
+	m.mu.Lock()
+	m.bus = bus
+	m.mu.Unlock()
+
+	if m.genesis.Author == m.id.ID {
+		// The founder publishes the charter into an empty ledger; the
+		// stream de-duplicates by envelope ID should two starts race.
+		last, err := bus.LastSeq(ctx)
+		if err != nil {
+			return fmt.Errorf("member: ledger: %w", err)
+		}
+		if last == 0 {
+			if _, _, err := bus.Publish(ctx, m.genesis.ID(), m.genesis.Encode()); err != nil {
+				return fmt.Errorf("member: publish the charter: %w", err)
+			}
+		}
+	}
+	if err := m.restore(); err != nil {
+		return err
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return m.ds.Run(ctx) })
+	g.Go(func() error { return m.publisher(ctx, bus) })
+	g.Go(func() error {
+		m.mu.Lock()
+		from := m.fold.Applied() + 1
+		m.mu.Unlock()
+		return bus.Consume(ctx, from, func(msg natsbus.Message) error { return m.apply(ctx, msg) })
+	})
+	g.Go(func() error { return m.housekeeping(ctx) })
+	g.Go(func() error { return m.serveAPI(ctx) })
+	if len(m.sources) > 0 {
+		g.Go(func() error { return m.detect(ctx) })
+	}
+	m.log.Info("member up", "alliance", m.alliance, "nats", bus.ClientURL(), "sources", len(m.sources))
+	err = g.Wait()
+	if serr := m.saveSnapshot(); serr != nil {
+		m.log.Warn("member: snapshot on exit", "err", serr)
+	}
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	m.log.Info("member stopped", "decisions_in_force", m.ds.Len())
+	return err
+}
+
+// restore starts the fold from fold.snap when there is one (catch-up then
+// reads only what came after it), else from the genesis, and fills the
+// decision set with what the fold holds.
+func (m *Member) restore() error {
+	opts := alliance.Options{Self: m.id.ID, Log: m.log}
+	var fold *alliance.Fold
+	snap, err := os.ReadFile(filepath.Join(m.dir, fileSnapshot))
+	switch {
+	case err == nil:
+		fold, err = alliance.Restore(m.genesis, snap, opts)
+		if err != nil {
+			// A snapshot is only a shortcut: the ledger is the truth.
+			m.log.Warn("member: snapshot unusable, folding the ledger from the start", "err", err)
+			fold = nil
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("member: %w", err)
+	}
+	if fold == nil {
+		if fold, err = alliance.New(m.genesis, opts); err != nil {
+			return fmt.Errorf("member: %w", err)
+		}
+	} else {
+		m.restored = fold.Applied()
+		m.log.Info("member: restored from snapshot", "applied", m.restored)
+	}
+	m.mu.Lock()
+	m.fold = fold
+	m.mu.Unlock()
+	m.reconcile()
+	return nil
+}
+
+func (m *Member) saveSnapshot() error {
+	m.mu.Lock()
+	if m.fold == nil {
+		m.mu.Unlock()
+		return nil
+	}
+	b, err := m.fold.Snapshot()
+	m.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("member: snapshot: %w", err)
+	}
+	return writeFile(filepath.Join(m.dir, fileSnapshot), b, 0o600)
+}
+
+// apply folds one ledger message and mirrors what changed.
+func (m *Member) apply(ctx context.Context, msg natsbus.Message) error {
+	env, err := ledger.Decode(msg.Data)
+	if err != nil {
+		// Not even an envelope: nobody signed it, so there is nothing to
+		// fold; a broker or a non-member put it there.
+		m.log.Warn("ledger: undecodable message skipped", "seq", msg.Seq, "err", err)
+		return nil
+	}
+	now := m.clock.Now()
+	m.mu.Lock()
+	out := m.fold.Apply(env, msg.Seq, msg.Time)
+	for _, c := range out.Changes {
+		switch c.Op {
+		case alliance.ChangeAdd:
+			if !m.fold.Suspended(c.Decision.Decision, now) {
+				m.ds.Add(c.Decision.Decision)
+			}
+		case alliance.ChangeLift, alliance.ChangeExpire:
+			m.ds.Delete(c.Decision.Value)
+		}
+	}
+	m.mu.Unlock()
+	if !out.Accepted {
+		m.log.Warn("ledger: envelope rejected", "seq", msg.Seq, "kind", env.Kind, "author", env.Author, "reason", out.Reason)
+		return nil
+	}
+	switch env.Kind {
+	case ledger.KindCeasefire, ledger.KindCeasefireEnd:
+		m.reconcile()
+	case ledger.KindDrill:
+		d, err := ledger.DecodeBody[ledger.Drill](env)
+		if err != nil {
+			return nil
+		}
+		// Acknowledge only what is really in force here: the drill
+		// measures enforcement, not receipt.
+		if _, ok := m.ds.Lookup(d.Value); ok {
+			m.send(ctx, outgoing{kind: ledger.KindDrillAck, body: ledger.DrillAck{DrillID: d.ID, InForceAt: m.clock.Now().UTC()}})
+		}
+	case ledger.KindDrillAck:
+		a, err := ledger.DecodeBody[ledger.DrillAck](env)
+		if err != nil {
+			return nil
+		}
+		m.drillMu.Lock()
+		if ch, ok := m.drills[a.DrillID]; ok {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+		m.drillMu.Unlock()
+	}
+	return nil
+}
+
+// reconcile makes the set's alliance decisions exactly the fold's
+// decisions that no ceasefire suspends.
+func (m *Member) reconcile() {
+	now := m.clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	want := map[netip.Prefix]bool{}
+	for _, d := range m.fold.Decisions(now) {
+		if m.fold.Suspended(d.Decision, now) {
+			continue
+		}
+		want[d.Value] = true
+		m.ds.Add(d.Decision)
+	}
+	for _, d := range m.ds.List() {
+		if d.Origin != phalanx.OriginLocal && !want[d.Value] {
+			m.ds.Delete(d.Value)
+		}
+	}
+}
+
+// send queues an envelope for the publisher; it blocks while the outbox
+// is full (backpressure on detection rather than unbounded memory).
+func (m *Member) send(ctx context.Context, o outgoing) bool {
+	select {
+	case m.out <- o:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// publish seals and publishes one envelope and waits for the stream's
+// acknowledgement.
+func (m *Member) publish(ctx context.Context, kind ledger.Kind, body any) (published, error) {
+	o := outgoing{kind: kind, body: body, done: make(chan published, 1)}
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	if !m.send(ctx, o) {
+		return published{}, fmt.Errorf("member: publish %s: %w", kind, ctx.Err())
+	}
+	select {
+	case p := <-o.done:
+		return p, p.err
+	case <-ctx.Done():
+		return published{}, fmt.Errorf("member: publish %s: %w (is the NATS hub reachable?)", kind, ctx.Err())
+	}
+}
+
+// publisher is the only goroutine that seals: the member's chain (Seq,
+// Prev) must advance one envelope at a time.
+func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
+	for {
+		var o outgoing
+		select {
+		case <-ctx.Done():
+			return nil
+		case o = <-m.out:
+		}
+		env, err := ledger.Seal(m.id, &m.chain, m.alliance, o.kind, o.body, m.clock.Now().UTC())
+		if err != nil {
+			if o.done != nil {
+				o.done <- published{err: fmt.Errorf("member: seal %s: %w", o.kind, err)}
+			}
+			continue
+		}
+		// The chain position is saved before the envelope leaves: a crash
+		// after publishing must not make the next start reuse its Seq.
+		if err := saveChain(m.dir, m.chain); err != nil {
+			return err
+		}
+		p := published{ID: env.ID()}
+		data := env.Encode()
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+			p.Seq, _, err = bus.Publish(ctx, p.ID, data)
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			// The same ID is retried, so a publish that did land is not
+			// appended twice: the stream de-duplicates by it.
+			m.log.Warn("ledger: publish failed, retrying", "kind", o.kind, "err", err)
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+		}
+		if err != nil {
+			p.err = fmt.Errorf("member: publish %s: %w", o.kind, err)
+		}
+		if o.done != nil {
+			o.done <- p
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// housekeeping publishes heartbeats, saves snapshots and reconciles the
+// set with ceasefires that ended by themselves.
+func (m *Member) housekeeping(ctx context.Context) error {
+	hb := time.NewTicker(heartbeatEvery)
+	defer hb.Stop()
+	snap := time.NewTicker(snapshotEvery)
+	defer snap.Stop()
+	rec := time.NewTicker(reconcileEvery)
+	defer rec.Stop()
+	beat := func() {
+		m.mu.Lock()
+		applied := m.fold.Applied()
+		m.mu.Unlock()
+		m.send(ctx, outgoing{kind: ledger.KindHeartbeat, body: ledger.Heartbeat{Applied: applied}})
+	}
+	beat()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hb.C:
+			beat()
+		case <-snap.C:
+			if err := m.saveSnapshot(); err != nil {
+				m.log.Warn("member: snapshot", "err", err)
+			}
+		case <-rec.C:
+			m.reconcile()
+		}
+	}
+}
