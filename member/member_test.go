@@ -382,8 +382,8 @@ func waitDecision(t *testing.T, c *APIClient, value, scenario string) {
 }
 
 // TestReportsCorroborated: both members see the same brute force in their
-// own logs; each enforces it at once and reports it, and the two reports
-// meet the default policy (two members) for an alliance decision.
+// own logs; each enforces it at once and reports it, and the alliance
+// decision names both reporters.
 func TestReportsCorroborated(t *testing.T) {
 	c1 := twoWithLogs(t, "198.51.100.23", 12)
 	waitDecision(t, c1, "198.51.100.23", "ssh-bf")
