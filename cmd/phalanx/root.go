@@ -60,7 +60,9 @@ then run it live with 'phalanx up'.`,
 			g.stopProf()
 		}
 	}
-	root.AddCommand(newReplayCmd(g), newParseCmd(g), newUpCmd(g), newRulesCmd(g), newVersionCmd())
+	root.AddCommand(newReplayCmd(g), newParseCmd(g), newUpCmd(g), newRulesCmd(g),
+		newAllianceCmd(g), newDecisionsCmd(), newCharterCmd(), newCeasefireCmd(), newDrillCmd(),
+		newVersionCmd())
 	return root
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/phalanx-defence/phalanx/decisions"
 	"github.com/phalanx-defence/phalanx/detect"
 	"github.com/phalanx-defence/phalanx/ingest"
+	"github.com/phalanx-defence/phalanx/member"
 	"github.com/phalanx-defence/phalanx/parse"
 	"github.com/phalanx-defence/phalanx/parse/logline"
 	"github.com/phalanx-defence/phalanx/parse/rules"
@@ -33,6 +34,7 @@ import (
 )
 
 type upFlags struct {
+	api       string
 	config    string
 	data      string
 	sources   []string
@@ -49,12 +51,19 @@ rotation and truncation, resuming where it stopped after a restart),
 journald, syslog over UDP/TCP — recognises attacks and keeps the set of
 decisions in force, logging each decision with its evidence.
 
+With --data DIR of an alliance member (made by 'phalanx alliance init' or
+'join'), it runs that member: its sources and detection, its signed reports
+to the ledger, the alliance's decision set and its local API.
+
 Without --config it follows the usual logs that exist on this machine
 (/var/log/auth.log or /var/log/secure, nginx and Apache logs, mail.log),
 starting at their end. State (read offsets, journald cursors) is kept in the
 data directory (--data, default /var/lib/phalanx).`,
 		Example: `  # Follow the usual logs of this machine
   sudo phalanx up
+
+  # Run an alliance member
+  phalanx up --data /var/lib/phalanx --source /var/log/auth.log
 
   # With a config file
   sudo phalanx up --config /etc/phalanx/phalanx.yaml
@@ -69,6 +78,11 @@ data directory (--data, default /var/lib/phalanx).`,
 			log, err := g.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
+			}
+			if f.data != "" && f.config == "" {
+				if _, err := os.Stat(filepath.Join(f.data, "member.yaml")); err == nil {
+					return runMember(cmd.Context(), f, log)
+				}
 			}
 			cfg := config.Discover()
 			if f.config != "" {
@@ -96,6 +110,7 @@ data directory (--data, default /var/lib/phalanx).`,
 	cmd.Flags().StringVar(&f.data, "data", "", "data directory for state (default /var/lib/phalanx)")
 	cmd.Flags().StringSliceVar(&f.sources, "source", nil, "a log file or glob to follow (repeatable; - for standard input); replaces the discovered files")
 	cmd.Flags().BoolVar(&f.fromStart, "from-start", false, "read --source files seen for the first time from their start, not their end")
+	cmd.Flags().StringVar(&f.api, "api", "", "alliance members: the local API's address (default 127.0.0.1, any free port; written to DIR/api.addr)")
 	return cmd
 }
 
@@ -251,4 +266,26 @@ func runUp(ctx context.Context, cfg config.Config, stdin io.Reader, log *slog.Lo
 func pathsKey(parts []string) string {
 	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(h[:6])
+}
+
+// runMember runs the alliance member whose data directory is f.data.
+func runMember(ctx context.Context, f *upFlags, log *slog.Logger) error {
+	m, err := member.Open(f.data, log)
+	if err != nil {
+		return err
+	}
+	for _, s := range f.sources {
+		if s == "-" {
+			return errors.New("--source - is not supported for an alliance member yet: give files")
+		}
+		m.AddSource(file.Config{Paths: []string{s}, FromStart: f.fromStart})
+	}
+	if f.api != "" {
+		m.SetAPIListen(f.api)
+	}
+	err = m.Run(ctx)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
 }

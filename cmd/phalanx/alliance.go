@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/phalanx-defence/phalanx"
+	"github.com/phalanx-defence/phalanx/ledger"
+	"github.com/phalanx-defence/phalanx/member"
+)
+
+// parsePrefixes parses a comma-separated list of addresses and ranges.
+func parsePrefixes(flag string, vals []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range vals {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			p, err := phalanx.ParsePrefixOrAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("--%s: %w", flag, err)
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func newAllianceCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "alliance",
+		Short: "Found, join and inspect an alliance of servers",
+		Long: `An alliance is a group of servers with a guarantee: an attack on one member
+is answered by all. The founder creates it (init), invites members (invite),
+and each new member joins with the one-line token (join). Every member then
+runs 'phalanx up --data DIR'.`,
+	}
+	cmd.AddCommand(newAllianceInitCmd(), newAllianceInviteCmd(), newAllianceJoinCmd(), newAllianceMembersCmd())
+	return cmd
+}
+
+func newAllianceInitCmd() *cobra.Command {
+	var name, data, listen string
+	var territory []string
+	cmd := &cobra.Command{
+		Use:   "init --name NAME --data DIR",
+		Short: "Found an alliance: identity, signed charter, embedded NATS hub",
+		Example: `  phalanx alliance init --name acme --data /var/lib/phalanx --territory 203.0.113.0/24
+  phalanx up --data /var/lib/phalanx`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			terr, err := parsePrefixes("territory", territory)
+			if err != nil {
+				return err
+			}
+			info, err := member.Init(data, name, listen, terr, time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Founded alliance %q (%s) in %s.\nYou are member %s (%s); the ledger's hub will listen on %s.\nNext: phalanx up --data %s, then phalanx alliance invite --data %s\n",
+				name, info.Alliance, info.Dir, info.Name, info.ID, info.Hub, info.Dir, info.Dir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "the alliance's name (required)")
+	cmd.Flags().StringVar(&data, "data", "", "data directory to create (required)")
+	cmd.Flags().StringVar(&listen, "nats-listen", "127.0.0.1:4222", "address the embedded NATS hub listens on for other members (loopback by default)")
+	cmd.Flags().StringSliceVar(&territory, "territory", nil, "this member's own addresses (CIDR,...): the alliance never decides against them")
+	cmd.MarkFlagRequired("name")
+	cmd.MarkFlagRequired("data")
+	return cmd
+}
+
+func newAllianceInviteCmd() *cobra.Command {
+	var data, role, guarantor string
+	var ttl time.Duration
+	cmd := &cobra.Command{
+		Use:   "invite --data DIR [--role member|protected] [--guarantor MEMBER]",
+		Short: "Print a one-line, single-use invitation token",
+		Example: `  phalanx alliance invite --data /var/lib/phalanx
+  phalanx alliance invite --data /var/lib/phalanx --role protected --guarantor 3f2a...`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r := ledger.Role(role)
+			if r != ledger.RoleMember && r != ledger.RoleProtected {
+				return fmt.Errorf("--role %q: use member or protected", role)
+			}
+			if r == ledger.RoleProtected && guarantor == "" {
+				return fmt.Errorf("a protected party needs a --guarantor: the member that vouches for it")
+			}
+			tok, err := member.Invite(data, r, ledger.MemberID(guarantor), ttl, time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", "", "the inviting member's data directory (required)")
+	cmd.Flags().StringVar(&role, "role", "member", "member, or protected (receives and enforces; its reports need its guarantor)")
+	cmd.Flags().StringVar(&guarantor, "guarantor", "", "for a protected party: the member ID that vouches for it")
+	cmd.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "how long the invitation can be used")
+	cmd.MarkFlagRequired("data")
+	return cmd
+}
+
+func newAllianceJoinCmd() *cobra.Command {
+	var data, name string
+	var territory []string
+	cmd := &cobra.Command{
+		Use:     "join TOKEN --data DIR",
+		Short:   "Join an alliance with an invitation token",
+		Example: `  phalanx alliance join phalanx1.eyJ... --data /var/lib/phalanx --territory 198.51.100.7`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			terr, err := parsePrefixes("territory", territory)
+			if err != nil {
+				return err
+			}
+			info, err := member.Join(args[0], data, name, terr, time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Joined alliance %s as member %s (%s); its ledger is on %s.\nNext: phalanx up --data %s\n", info.Alliance, info.Name, info.ID, info.Hub, info.Dir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", "", "data directory to create (required)")
+	cmd.Flags().StringVar(&name, "name", "", "this member's name (default: the host name)")
+	cmd.Flags().StringSliceVar(&territory, "territory", nil, "this member's own addresses (CIDR,...)")
+	cmd.MarkFlagRequired("data")
+	return cmd
+}
+
+// client reaches the running member behind a data directory.
+func client(data string) (*member.APIClient, error) {
+	c, err := member.Client(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is 'phalanx up --data %s' running?)", err, data)
+	}
+	return c, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newAllianceMembersCmd() *cobra.Command {
+	var data, output string
+	cmd := &cobra.Command{
+		Use:   "members --data DIR [-o json]",
+		Short: "List members and protected parties with their health",
+		Long: `Members lists every member and protected party of the alliance as the running
+member knows them from the ledger: role, territory, guarantor, last heartbeat
+and ledger lag (how many ledger entries behind this member it last said it
+was).`,
+		Example: `  phalanx alliance members --data /var/lib/phalanx
+  phalanx alliance members --data /var/lib/phalanx -o json | jq '.[] | select(.lag > 100)'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client(data)
+			if err != nil {
+				return err
+			}
+			ms, err := c.Members(cmd.Context())
+			if err != nil {
+				return err
+			}
+			h, err := c.Health(cmd.Context())
+			if err != nil {
+				return err
+			}
+			type row struct {
+				ID            ledger.MemberID `json:"id"`
+				Name          string          `json:"name"`
+				Role          ledger.Role     `json:"role"`
+				Council       bool            `json:"council,omitempty"`
+				Guarantor     ledger.MemberID `json:"guarantor,omitempty"`
+				Territory     []netip.Prefix  `json:"territory,omitempty"`
+				LastHeartbeat time.Time       `json:"last_heartbeat,omitzero"`
+				Applied       uint64          `json:"applied"`
+				Lag           uint64          `json:"lag"`
+				Flagged       string          `json:"flagged,omitempty"`
+				Expelled      bool            `json:"expelled,omitempty"`
+			}
+			rows := make([]row, 0, len(ms))
+			for _, m := range ms {
+				r := row{ID: m.ID, Name: m.Name, Role: m.Role, Council: m.Council, Guarantor: m.Guarantor, Territory: m.Territory,
+					LastHeartbeat: m.LastHeartbeat, Applied: m.Applied, Flagged: m.Flagged, Expelled: m.Expelled}
+				if m.ID == h.Member {
+					r.Applied = h.Applied
+				}
+				if h.Applied > r.Applied {
+					r.Lag = h.Applied - r.Applied
+				}
+				rows = append(rows, r)
+			}
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), rows)
+			}
+			w := bufio.NewWriter(cmd.OutOrStdout())
+			defer w.Flush()
+			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tROLE\tGUARANTOR\tTERRITORY\tLAST HEARTBEAT\tLAG\tFLAGS")
+			for _, r := range rows {
+				hb := "never"
+				if !r.LastHeartbeat.IsZero() {
+					hb = time.Since(r.LastHeartbeat).Round(time.Second).String() + " ago"
+				}
+				flags := r.Flagged
+				if r.Expelled {
+					flags = strings.TrimSpace(flags + " expelled")
+				}
+				if r.ID == h.Member {
+					flags = strings.TrimSpace(flags + " (this member)")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, safe(r.Name), r.Role, r.Guarantor, prefixList(r.Territory), hb, r.Lag, flags)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", "", "the member's data directory (required)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "json, or a table")
+	cmd.MarkFlagRequired("data")
+	return cmd
+}
+
+func prefixList(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "-"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
