@@ -100,6 +100,6 @@ func TestCollectiveDetection(t *testing.T) {
 		appendLines(t, m.log, sshFailures("203.0.113.77", 2)...)
 	}
 	for _, m := range ms {
-		Eventually(t, 90*time.Second, "collective decision against 203.0.113.77 at "+m.data, func() bool { return Has(Decisions(t, m.data), "203.0.113.77") })
+		Eventually(t, 30*time.Second, "collective decision against 203.0.113.77 at "+m.data, func() bool { return Has(Decisions(t, m.data), "203.0.113.77") })
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,7 +134,7 @@ func (m *Member) detect(ctx context.Context) error {
 }
 
 // maxSightingSources bounds the addresses counted between two flushes: an
-// attacker chooses them. Beyond it new addresses wait for the next minute.
+// attacker chooses them. Beyond it new addresses wait for the next flush.
 const maxSightingSources = 10_000
 
 // sightings counts hostile events per source between two flushes; every
@@ -159,13 +160,25 @@ func (s *sightings) add(a netip.Addr, scenario string, at time.Time) {
 	s.m[a] = &ledger.Sighting{Source: a, Scenario: scenario, Events: 1, Since: at.UTC()}
 }
 
+// maxSightingsPerFlush bounds what one flush publishes: the charter caps
+// every member's envelopes per minute (600 by default), and sightings must
+// leave most of that to reports. 25 every 5 s is 300 a minute; the sources
+// with the most events go first, the rest are counted again if they go on.
+const maxSightingsPerFlush = 25
+
 func (s *sightings) flush() []ledger.Sighting {
 	out := make([]ledger.Sighting, 0, len(s.m))
 	for _, e := range s.m {
 		out = append(out, *e)
 	}
 	clear(s.m)
-	return out
+	slices.SortFunc(out, func(a, b ledger.Sighting) int {
+		if a.Events != b.Events {
+			return b.Events - a.Events
+		}
+		return a.Source.Compare(b.Source)
+	})
+	return out[:min(len(out), maxSightingsPerFlush)]
 }
 
 // sightingScenario names what the events counted toward, by service: the

@@ -37,7 +37,7 @@ const (
 	reconcileEvery = 5 * time.Second
 	publishTimeout = 5 * time.Second
 	outboxSize     = 1024
-	sightingEvery  = time.Minute
+	sightingEvery  = 5 * time.Second
 )
 
 // Member is one alliance member, opened from its data directory.
