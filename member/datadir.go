@@ -233,6 +233,42 @@ func Init(dir, name string, natsListen string, territory []netip.Prefix, at time
 	if err != nil {
 		return Info{}, err
 	}
+	return found(dir, name, natsbus.Config{Embedded: true, Listen: listen, StoreDir: dirNATS}, territory, at)
+}
+
+// InitCluster founds an alliance in dir, like Init, whose ledger lives on
+// an external NATS cluster instead of an embedded server: nc names its
+// client URLs, and optionally a credentials file and the ledger stream's
+// replicas (0 leaves it to natsbus: 1). Invitations then name the first
+// URL as the hub; a joining member learns the cluster's other nodes from
+// it once connected.
+func InitCluster(dir, name string, nc natsbus.Config, territory []netip.Prefix, at time.Time) (Info, error) {
+	if name == "" {
+		return Info{}, errors.New("member: an alliance needs a name (--name)")
+	}
+	if len(nc.URLs) == 0 {
+		return Info{}, errors.New("member: an alliance on a NATS cluster needs its client URLs (--nats-url nats://host:4222,...)")
+	}
+	if nc.Replicas < 0 || nc.Replicas > 5 {
+		return Info{}, fmt.Errorf("member: %d replicas: JetStream keeps 1 to 5 (--nats-replicas)", nc.Replicas)
+	}
+	nc.Embedded, nc.Listen, nc.StoreDir, nc.NoListen = false, "", "", false
+	if nc.CredsFile != "" {
+		// The member runs from any working directory, the file stays put.
+		abs, err := filepath.Abs(nc.CredsFile)
+		if err != nil {
+			return Info{}, fmt.Errorf("member: --nats-creds: %w", err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return Info{}, fmt.Errorf("member: --nats-creds: %w (give the .creds file the cluster's operator issued)", err)
+		}
+		nc.CredsFile = abs
+	}
+	return found(dir, name, nc, territory, at)
+}
+
+// found writes a founder into dir whose ledger is where nc says.
+func found(dir, name string, nc natsbus.Config, territory []netip.Prefix, at time.Time) (Info, error) {
 	abs, err := prepareDir(dir)
 	if err != nil {
 		return Info{}, err
@@ -251,14 +287,14 @@ func Init(dir, name string, natsListen string, territory []netip.Prefix, at time
 	if err != nil {
 		return Info{}, fmt.Errorf("member: seal the charter: %w", err)
 	}
-	info := Info{Dir: abs, ID: id.ID, Alliance: genesis.ID(), Name: founderName, Hub: listen}
 	cfg := config{
 		Name:      founderName,
-		Alliance:  info.Alliance,
-		NATS:      natsbus.Config{Embedded: true, Listen: listen, StoreDir: dirNATS},
+		Alliance:  genesis.ID(),
+		NATS:      nc,
 		API:       DefaultAPIListen,
 		Territory: prefixStrings(territory),
 	}
+	info := Info{Dir: abs, ID: id.ID, Alliance: genesis.ID(), Name: founderName, Hub: cfg.hub()}
 	if err := writeMember(abs, id, genesis, chain, cfg); err != nil {
 		return Info{}, err
 	}
