@@ -15,6 +15,7 @@ import (
 	"github.com/phalanx-defence/phalanx"
 	"github.com/phalanx-defence/phalanx/ledger"
 	"github.com/phalanx-defence/phalanx/member"
+	"github.com/phalanx-defence/phalanx/natsbus"
 )
 
 // parsePrefixes parses a comma-separated list of addresses and ranges.
@@ -49,31 +50,63 @@ runs 'phalanx up --data DIR'.`,
 }
 
 func newAllianceInitCmd() *cobra.Command {
-	var name, data, listen string
-	var territory []string
+	var name, data, listen, creds string
+	var territory, natsURLs []string
+	var replicas int
 	cmd := &cobra.Command{
-		Use:   "init --name NAME --data DIR",
-		Short: "Found an alliance: identity, signed charter, embedded NATS hub",
+		Use:   "init --name NAME --data DIR [--nats-url URL,... [--nats-creds FILE] [--nats-replicas 3]]",
+		Short: "Found an alliance: identity, signed charter, embedded NATS hub or an external cluster",
+		Long: `Init founds an alliance: this member's identity, the charter it signs, and
+where the alliance's ledger lives. By default this member runs it in an
+embedded NATS server (--nats-listen); with --nats-url the ledger is a
+replicated stream on an external NATS cluster that every member connects to.`,
 		Example: `  phalanx alliance init --name acme --data /var/lib/phalanx --territory 203.0.113.0/24
-  phalanx up --data /var/lib/phalanx`,
+  phalanx up --data /var/lib/phalanx
+
+  # the ledger on an external three-node JetStream cluster
+  phalanx alliance init --name acme --data /var/lib/phalanx \
+    --nats-url nats://n1.example.net:4222,nats://n2.example.net:4222,nats://n3.example.net:4222 \
+    --nats-creds /etc/phalanx/acme.creds --nats-replicas 3`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			terr, err := parsePrefixes("territory", territory)
 			if err != nil {
 				return err
 			}
-			info, err := member.Init(data, name, listen, terr, time.Now())
+			var info member.Info
+			where := "the ledger's hub will listen on"
+			if len(natsURLs) > 0 {
+				if cmd.Flags().Changed("nats-listen") {
+					return fmt.Errorf("--nats-listen is for the embedded hub and --nats-url for an external cluster: give one of them")
+				}
+				var urls []string
+				for _, u := range natsURLs {
+					if u = strings.TrimSpace(u); u != "" {
+						urls = append(urls, u)
+					}
+				}
+				info, err = member.InitCluster(data, name, natsbus.Config{URLs: urls, CredsFile: creds, Replicas: replicas}, terr, time.Now())
+				where = "the ledger is on the NATS cluster; invitations name"
+			} else {
+				if creds != "" || cmd.Flags().Changed("nats-replicas") {
+					return fmt.Errorf("--nats-creds and --nats-replicas go with --nats-url: the embedded hub needs neither")
+				}
+				info, err = member.Init(data, name, listen, terr, time.Now())
+			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Founded alliance %q (%s) in %s.\nYou are member %s (%s); the ledger's hub will listen on %s.\nNext: phalanx up --data %s, then phalanx alliance invite --data %s\n",
-				name, info.Alliance, info.Dir, info.Name, info.ID, info.Hub, info.Dir, info.Dir)
+			fmt.Fprintf(cmd.OutOrStdout(), "Founded alliance %q (%s) in %s.\nYou are member %s (%s); %s %s.\nNext: phalanx up --data %s, then phalanx alliance invite --data %s\n",
+				name, info.Alliance, info.Dir, info.Name, info.ID, where, info.Hub, info.Dir, info.Dir)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "the alliance's name (required)")
 	cmd.Flags().StringVar(&data, "data", "", "data directory to create (required)")
 	cmd.Flags().StringVar(&listen, "nats-listen", "127.0.0.1:4222", "address the embedded NATS hub listens on for other members (loopback by default)")
+	cmd.Flags().StringSliceVar(&natsURLs, "nats-url", nil, "client URLs of an external NATS cluster (URL,...) to keep the ledger on instead of an embedded hub")
+	cmd.Flags().StringVar(&creds, "nats-creds", "", "with --nats-url: the NATS credentials file this member connects with")
+	cmd.Flags().IntVar(&replicas, "nats-replicas", 3, "with --nats-url: how many cluster nodes keep a copy of the ledger (1 to 5)")
 	cmd.Flags().StringSliceVar(&territory, "territory", nil, "this member's own addresses (CIDR,...): the alliance never decides against them")
 	cmd.MarkFlagRequired("name")
 	cmd.MarkFlagRequired("data")
