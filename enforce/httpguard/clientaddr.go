@@ -113,7 +113,7 @@ func splitXFF(line string) ([]string, bool) {
 func splitForwarded(line string) ([]string, bool) {
 	var fors []string
 	var cur string // for= of the element being read
-	has := false    // whether the element has any pair: empty ones are skipped
+	has := false   // whether the element has any pair: empty ones are skipped
 	end := func() {
 		if has {
 			fors = append(fors, cur)
