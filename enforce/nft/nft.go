@@ -1,0 +1,556 @@
+// Package nft enforces ban decisions in the Linux kernel with nftables.
+//
+// It owns one table (inet family, "phalanx" by default) holding two
+// interval sets, one per address family, and a chain per hook that drops
+// packets whose source is in a set. It talks netlink directly and never
+// runs the nft command. Every element carries its decision's remaining time
+// as a kernel timeout, so bans lapse on schedule even if phalanx dies, and
+// a crashed phalanx never leaves a permanent ban behind.
+package nft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/phalanx-defence/phalanx"
+	"github.com/phalanx-defence/phalanx/decisions"
+)
+
+// Config configures the enforcer.
+type Config struct {
+	Table     string        `yaml:"table,omitempty"`     // default "phalanx"
+	Forward   bool          `yaml:"forward,omitempty"`   // also drop in the forward hook
+	Priority  int           `yaml:"priority,omitempty"`  // default -200 (before the usual filter chains at 0)
+	Reconcile time.Duration `yaml:"reconcile,omitempty"` // periodic full reconcile, default 1m
+	NetNS     string        `yaml:"-"`                   // tests: a named network namespace
+}
+
+const (
+	setV4 = "ban-v4"
+	setV6 = "ban-v6"
+
+	// msgElems bounds the elements in one netlink message: the element
+	// list is a single attribute whose length field is 16 bits, and a v6
+	// element with flags and timeout takes about 48 bytes.
+	msgElems = 1024
+	// flushElems bounds the elements in one transaction so the batch fits
+	// the netlink socket's default send buffer (about 208 KiB).
+	flushElems = 3 * msgElems
+	// maxTimeout caps an element's timeout below 2^31 ms, which every
+	// kernel accepts; the reconcile loop refreshes longer bans in time.
+	maxTimeout = 20 * 24 * time.Hour
+	// expiryMargin: an element this close to its timeout is left for the
+	// kernel to remove, because deleting it may race the kernel's own
+	// expiry and fail the whole transaction with ENOENT.
+	expiryMargin = time.Second
+)
+
+// Enforcer keeps the kernel sets equal to the ban decisions.
+type Enforcer struct {
+	cfg   Config
+	never []netip.Prefix
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu      sync.Mutex // serialises writes to the kernel and applied
+	conn    *nftables.Conn
+	table   *nftables.Table
+	sets    map[bool]*nftables.Set // by "is IPv4"
+	ready   bool                   // table installed by this enforcer
+	applied map[span]time.Time     // what the last write left in the kernel
+}
+
+// New returns an enforcer for cfg. never lists the prefixes that must never
+// be dropped (the allowlist and the alliance's own territory). It opens the
+// netlink connection but does not touch the ruleset until Run or Apply.
+func New(cfg Config, never []netip.Prefix, log *slog.Logger) (*Enforcer, error) {
+	if cfg.Table == "" {
+		cfg.Table = "phalanx"
+	}
+	if cfg.Priority == 0 {
+		cfg.Priority = -200
+	}
+	if cfg.Reconcile <= 0 {
+		cfg.Reconcile = time.Minute
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ns := make([]netip.Prefix, 0, len(never))
+	for _, p := range never {
+		if p.IsValid() {
+			ns = append(ns, normalize(p))
+		}
+	}
+	conn, err := dial(cfg)
+	if err != nil {
+		return nil, err
+	}
+	table := &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyINet}
+	return &Enforcer{
+		cfg:   cfg,
+		never: ns,
+		log:   log.With("enforcer", "nft", "table", cfg.Table),
+		now:   time.Now,
+		conn:  conn,
+		table: table,
+		sets: map[bool]*nftables.Set{
+			true:  {Table: table, Name: setV4, KeyType: nftables.TypeIPAddr, Interval: true, HasTimeout: true},
+			false: {Table: table, Name: setV6, KeyType: nftables.TypeIP6Addr, Interval: true, HasTimeout: true},
+		},
+	}, nil
+}
+
+// dial opens a lasting netlink connection, inside cfg.NetNS if set. The
+// namespace handle is only needed while dialling: the socket stays in the
+// namespace it was created in.
+func dial(cfg Config) (*nftables.Conn, error) {
+	opts := []nftables.ConnOption{nftables.AsLasting()}
+	if cfg.NetNS != "" {
+		h, err := netns.GetFromName(cfg.NetNS)
+		if err != nil {
+			return nil, fmt.Errorf("nft: open network namespace %q: %w (create it with `ip netns add`)", cfg.NetNS, err)
+		}
+		defer h.Close()
+		opts = append(opts, nftables.WithNetNSFd(int(h)))
+	}
+	conn, err := nftables.New(opts...)
+	if err != nil {
+		return nil, wrap("open netlink connection", err)
+	}
+	return conn, nil
+}
+
+// wrap adds what to do about the errors an operator can fix.
+func wrap(what string, err error) error {
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EPERM) {
+		return fmt.Errorf("nft: %s: %w (needs CAP_NET_ADMIN: run as root or give the binary the capability)", what, err)
+	}
+	if errors.Is(err, syscall.EPROTONOSUPPORT) || errors.Is(err, syscall.ENOENT) && what == "install table" {
+		return fmt.Errorf("nft: %s: %w (is the nf_tables kernel module available? try `modprobe nf_tables`)", what, err)
+	}
+	return fmt.Errorf("nft: %s: %w", what, err)
+}
+
+// Close releases the netlink connection.
+func (e *Enforcer) Close() error {
+	return e.conn.CloseLasting()
+}
+
+// install creates the table, sets and chains if they are missing and
+// replaces the rules atomically. Existing set elements survive, so a
+// restart leaves no window in which banned sources get through.
+func (e *Enforcer) install() error {
+	if e.ready {
+		return nil
+	}
+	if err := e.tryInstall(); err != nil {
+		// A set left with other flags (an older layout) cannot be
+		// redefined in place: start the table afresh.
+		e.log.Warn("nft: recreating table", "err", err)
+		e.conn.DelTable(e.table)
+		if err := e.conn.Flush(); err != nil && !errors.Is(err, syscall.ENOENT) {
+			return wrap("delete stale table", err)
+		}
+		if err := e.tryInstall(); err != nil {
+			return wrap("install table", err)
+		}
+	}
+	e.ready = true
+	return nil
+}
+
+func (e *Enforcer) tryInstall() error {
+	c := e.conn
+	c.AddTable(e.table)
+	for _, s := range []*nftables.Set{e.sets[true], e.sets[false]} {
+		s.ID = 0 // a fresh ID per transaction for the rules' lookups
+		if err := c.AddSet(s, nil); err != nil {
+			return err
+		}
+	}
+	prio := nftables.ChainPriority(e.cfg.Priority)
+	hooks := map[string]*nftables.ChainHook{"input": nftables.ChainHookInput}
+	if e.cfg.Forward {
+		hooks["forward"] = nftables.ChainHookForward
+	} else if ch, _ := c.ListChain(e.table, "forward"); ch != nil {
+		c.DelChain(ch) // forward enforcement was turned off
+	}
+	accept := nftables.ChainPolicyAccept
+	for _, name := range []string{"input", "forward"} {
+		hook, ok := hooks[name]
+		if !ok {
+			continue
+		}
+		ch := c.AddChain(&nftables.Chain{
+			Name: name, Table: e.table, Type: nftables.ChainTypeFilter,
+			Hooknum: hook, Priority: &prio, Policy: &accept,
+		})
+		c.FlushChain(ch)
+		c.AddRule(&nftables.Rule{Table: e.table, Chain: ch, Exprs: dropFrom(e.sets[true], unix.NFPROTO_IPV4, 12, 4)})
+		c.AddRule(&nftables.Rule{Table: e.table, Chain: ch, Exprs: dropFrom(e.sets[false], unix.NFPROTO_IPV6, 8, 16)})
+	}
+	return c.Flush()
+}
+
+// dropFrom is `meta nfproto P <saddr> @set counter drop`.
+func dropFrom(s *nftables.Set, proto byte, off, n uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+		&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+		&expr.Counter{},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}
+}
+
+// Apply makes the kernel sets hold exactly the bans among ds: it reads
+// what the kernel has, adds what is missing, refreshes timeouts that fell
+// short, and removes the rest, whatever put it there.
+func (e *Enforcer) Apply(ds []phalanx.Decision) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.reconcile(ds)
+}
+
+func (e *Enforcer) reconcile(ds []phalanx.Decision) error {
+	if err := e.install(); err != nil {
+		return err
+	}
+	now := e.now()
+	want := plan(ds, e.never, now)
+	have, err := e.read(now)
+	if err != nil {
+		return err
+	}
+	err = e.write(have, want, now, false)
+	if err != nil {
+		return err
+	}
+	e.applied = want
+	return nil
+}
+
+// read returns the spans in the kernel sets with the time each lapses.
+func (e *Enforcer) read(now time.Time) (map[span]time.Time, error) {
+	out := make(map[span]time.Time)
+	for v4, s := range e.sets {
+		elems, err := e.conn.GetSetElements(s)
+		if err != nil {
+			return nil, wrap("read set "+s.Name, err)
+		}
+		// The kernel dumps an interval as a start element and an end
+		// element (flagged) at the next address past it; adjacent
+		// intervals share a key, so order ends before starts.
+		slices.SortFunc(elems, func(a, b nftables.SetElement) int {
+			if c := compareKeys(a.Key, b.Key); c != 0 {
+				return c
+			}
+			switch {
+			case a.IntervalEnd == b.IntervalEnd:
+				return 0
+			case a.IntervalEnd:
+				return -1
+			}
+			return 1
+		})
+		var open *nftables.SetElement
+		for i := range elems {
+			el := &elems[i]
+			if el.IntervalEnd {
+				if open != nil {
+					out[span{addrOf(open.Key, v4), addrOf(el.Key, v4)}] = now.Add(open.Expires)
+					open = nil
+				}
+				continue
+			}
+			if open != nil { // a start without an end runs to the top
+				out[span{start: addrOf(open.Key, v4)}] = now.Add(open.Expires)
+			}
+			open = el
+		}
+		if open != nil {
+			out[span{start: addrOf(open.Key, v4)}] = now.Add(open.Expires)
+		}
+	}
+	return out, nil
+}
+
+func compareKeys(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return len(a) - len(b)
+}
+
+func addrOf(k []byte, v4 bool) netip.Addr {
+	if v4 && len(k) == 4 {
+		return netip.AddrFrom4([4]byte(k))
+	}
+	if len(k) == 16 {
+		return netip.AddrFrom16([16]byte(k))
+	}
+	return netip.Addr{}
+}
+
+// write turns have into want. exact says have is what this enforcer wrote
+// (so any change of expiry is a refresh); otherwise have was read back from
+// the kernel, whose remaining times have drifted by the time since they
+// were written, and only a clear shortfall is refreshed.
+func (e *Enforcer) write(have, want map[span]time.Time, now time.Time, exact bool) error {
+	var del, add []span
+	for s, until := range have {
+		w, ok := want[s]
+		if ok {
+			short := w.Sub(until)
+			if !exact {
+				short -= max(2*time.Second, min(w.Sub(now), maxTimeout)/10)
+			}
+			if w.Equal(until) || short <= 0 {
+				continue
+			}
+			// Extended: the kernel keeps an element's first timeout, so
+			// delete and re-add it in the same transaction.
+			add = append(add, s)
+		}
+		if until.Sub(now) > expiryMargin {
+			del = append(del, s)
+		}
+	}
+	for s := range want {
+		if _, ok := have[s]; !ok {
+			add = append(add, s)
+		}
+	}
+	if len(del) == 0 && len(add) == 0 {
+		return nil
+	}
+	b := batcher{e: e}
+	for _, s := range del {
+		if err := b.put(s, 0, true); err != nil {
+			return err
+		}
+	}
+	for _, s := range add {
+		until := want[s]
+		ttl := min(until.Sub(now), maxTimeout)
+		if ttl < time.Millisecond {
+			continue
+		}
+		// Round up so an element never lapses before its decision.
+		ttl = ttl.Truncate(time.Millisecond) + time.Millisecond
+		if err := b.put(s, ttl, false); err != nil {
+			return err
+		}
+	}
+	if err := b.flush(); err != nil {
+		return err
+	}
+	e.log.Debug("nft: sets updated", "added", len(add), "removed", len(del))
+	return nil
+}
+
+// batcher queues element changes per set and message, and flushes a
+// transaction whenever it holds flushElems elements.
+type batcher struct {
+	e       *Enforcer
+	pending map[setOp][]nftables.SetElement
+	n       int
+}
+
+type setOp struct {
+	v4  bool
+	del bool
+}
+
+func (b *batcher) put(s span, ttl time.Duration, del bool) error {
+	if b.pending == nil {
+		b.pending = make(map[setOp][]nftables.SetElement)
+	}
+	op := setOp{s.start.Is4(), del}
+	els := []nftables.SetElement{{Key: key(s.start), Timeout: ttl}}
+	if s.end.IsValid() {
+		// The kernel refuses a timeout on an end element: the start's
+		// timeout governs the interval.
+		els = append(els, nftables.SetElement{Key: key(s.end), IntervalEnd: true})
+	}
+	b.pending[op] = append(b.pending[op], els...)
+	b.n += len(els)
+	if len(b.pending[op]) >= msgElems {
+		if err := b.queue(op); err != nil {
+			return err
+		}
+	}
+	if b.n >= flushElems {
+		return b.flush()
+	}
+	return nil
+}
+
+// queue turns the pending elements of op into one netlink message.
+func (b *batcher) queue(op setOp) error {
+	els := b.pending[op]
+	if len(els) == 0 {
+		return nil
+	}
+	s := b.e.sets[op.v4]
+	var err error
+	if op.del {
+		err = b.e.conn.SetDeleteElements(s, els)
+	} else {
+		err = b.e.conn.SetAddElements(s, els)
+	}
+	delete(b.pending, op)
+	if err != nil {
+		return wrap("encode elements", err)
+	}
+	return nil
+}
+
+func (b *batcher) flush() error {
+	// Deletions first: a refreshed element is deleted, then re-added.
+	for _, op := range []setOp{{true, true}, {false, true}, {true, false}, {false, false}} {
+		if err := b.queue(op); err != nil {
+			return err
+		}
+	}
+	b.n = 0
+	if err := b.e.conn.Flush(); err != nil {
+		return wrap("update sets", err)
+	}
+	return nil
+}
+
+// Run installs the table and keeps the kernel sets equal to the bans in
+// ds until ctx ends: a full reconcile at start and every cfg.Reconcile,
+// and in between the set's changes, applied in batches as they come. It
+// leaves the table in place when it returns, so bans stay enforced (and
+// lapse by their timeouts) across restarts; Down removes it.
+func (e *Enforcer) Run(ctx context.Context, ds *decisions.Set) error {
+	ch, cancel := ds.Subscribe(4096)
+	defer cancel()
+	// Subscribed before listing, so no change falls in between.
+	byValue := make(map[netip.Prefix]phalanx.Decision)
+	relist := func() []phalanx.Decision {
+		clear(byValue)
+		list := ds.List()
+		for _, d := range list {
+			byValue[d.Value] = d
+		}
+		return list
+	}
+	if err := e.Apply(relist()); err != nil {
+		return err
+	}
+	tick := time.NewTicker(e.cfg.Reconcile)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if err := e.Apply(relist()); err != nil {
+				e.log.Error("nft: reconcile failed", "err", err)
+			}
+		case c, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			resync := e.take(c, byValue)
+			// Coalesce whatever else is queued into the same transaction.
+		drain:
+			for {
+				select {
+				case c, ok := <-ch:
+					if !ok {
+						break drain
+					}
+					resync = e.take(c, byValue) || resync
+				default:
+					break drain
+				}
+			}
+			if resync {
+				if err := e.Apply(relist()); err != nil {
+					e.log.Error("nft: resync failed", "err", err)
+				}
+				continue
+			}
+			if err := e.update(slices.Collect(maps.Values(byValue))); err != nil {
+				// The kernel may have expired an element we meant to
+				// delete; rebuild from what it actually holds.
+				e.log.Warn("nft: incremental update failed, reconciling", "err", err)
+				if err := e.Apply(relist()); err != nil {
+					e.log.Error("nft: reconcile failed", "err", err)
+				}
+			}
+		}
+	}
+}
+
+func (e *Enforcer) take(c decisions.Change, byValue map[netip.Prefix]phalanx.Decision) (resync bool) {
+	switch c.Op {
+	case decisions.Added:
+		byValue[c.Decision.Value] = c.Decision
+	case decisions.Deleted, decisions.Expired:
+		delete(byValue, c.Decision.Value)
+	}
+	return c.Resync
+}
+
+// update writes the difference between ds and what this enforcer last
+// wrote, without reading the kernel back.
+func (e *Enforcer) update(ds []phalanx.Decision) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	want := plan(ds, e.never, now)
+	if err := e.write(e.applied, want, now, true); err != nil {
+		return err
+	}
+	e.applied = want
+	return nil
+}
+
+// Down removes phalanx's table, and with it its chains and sets, leaving
+// every other table alone. It is not an error if the table is absent.
+func Down(cfg Config) error {
+	if cfg.Table == "" {
+		cfg.Table = "phalanx"
+	}
+	conn, err := dial(cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.CloseLasting()
+	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return wrap("list tables", err)
+	}
+	for _, t := range tables {
+		if t.Name == cfg.Table {
+			conn.DelTable(t)
+			if err := conn.Flush(); err != nil {
+				return wrap("delete table "+cfg.Table, err)
+			}
+		}
+	}
+	return nil
+}

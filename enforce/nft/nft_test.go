@@ -1,0 +1,399 @@
+package nft
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/phalanx-defence/phalanx"
+	"github.com/phalanx-defence/phalanx/decisions"
+)
+
+func needRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("nftables tests need root: they create a network namespace")
+	}
+}
+
+func run(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// newNS creates a throwaway network namespace, removed when the test ends.
+// Nothing here ever touches the host's namespace or firewall.
+func newNS(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name := "phx-test-" + hex.EncodeToString(b)
+	run(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	return name
+}
+
+func newEnforcer(t testing.TB, ns string, never ...netip.Prefix) *Enforcer {
+	t.Helper()
+	e, err := New(Config{NetNS: ns}, never, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	return e
+}
+
+func ban(p string, d time.Duration) phalanx.Decision {
+	return phalanx.Decision{Value: netip.MustParsePrefix(p), Type: phalanx.Ban, Duration: d, LastSeen: time.Now()}
+}
+
+// element is one set element as `nft -j` shows it.
+type element struct {
+	Val     string
+	Timeout int
+	Expires int
+}
+
+// kernelSets lists the elements of phalanx's sets inside ns, by set name.
+func kernelSets(t testing.TB, ns string) map[string]map[string]element {
+	t.Helper()
+	out := run(t, "ip", "netns", "exec", ns, "nft", "-j", "list", "ruleset")
+	var doc struct {
+		Nftables []struct {
+			Set *struct {
+				Family, Name, Table string
+				Elem                []json.RawMessage
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("nft -j: %v\n%s", err, out)
+	}
+	sets := make(map[string]map[string]element)
+	for _, o := range doc.Nftables {
+		if o.Set == nil || o.Set.Table != "phalanx" {
+			continue
+		}
+		m := make(map[string]element)
+		for _, raw := range o.Set.Elem {
+			var el struct {
+				Elem struct {
+					Val     json.RawMessage
+					Timeout int
+					Expires int
+				}
+			}
+			if err := json.Unmarshal(raw, &el); err != nil {
+				t.Fatalf("elem %s: %v", raw, err)
+			}
+			var v string
+			var pfx struct {
+				Prefix struct {
+					Addr string
+					Len  int
+				}
+				Range []string
+			}
+			if json.Unmarshal(el.Elem.Val, &v) != nil {
+				if err := json.Unmarshal(el.Elem.Val, &pfx); err != nil {
+					t.Fatalf("elem value %s: %v", el.Elem.Val, err)
+				}
+				if pfx.Range != nil {
+					v = strings.Join(pfx.Range, "-")
+				} else {
+					v = fmt.Sprintf("%s/%d", pfx.Prefix.Addr, pfx.Prefix.Len)
+				}
+			}
+			m[v] = element{Val: v, Timeout: el.Elem.Timeout, Expires: el.Elem.Expires}
+		}
+		sets[o.Set.Name] = m
+	}
+	return sets
+}
+
+func TestApplyShowsElementsWithTimeouts(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t)
+	e := newEnforcer(t, ns)
+	ds := []phalanx.Decision{
+		ban("192.0.2.7/32", time.Hour),
+		ban("198.51.100.0/24", 2*time.Hour),
+		ban("2001:db8::1/128", time.Hour),
+		ban("2001:db8:1::/48", time.Hour),
+		{Value: netip.MustParsePrefix("203.0.113.9/32"), Type: phalanx.Captcha, Duration: time.Hour, LastSeen: time.Now()},
+	}
+	if err := e.Apply(ds); err != nil {
+		t.Fatal(err)
+	}
+	sets := kernelSets(t, ns)
+	for set, want := range map[string][]string{
+		setV4: {"192.0.2.7", "198.51.100.0/24"},
+		setV6: {"2001:db8::1", "2001:db8:1::/48"},
+	} {
+		if len(sets[set]) != len(want) {
+			t.Errorf("%s = %v, want %v", set, sets[set], want)
+		}
+		for _, w := range want {
+			el, ok := sets[set][w]
+			if !ok {
+				t.Errorf("%s lacks %s: %v", set, w, sets[set])
+				continue
+			}
+			if el.Timeout < 3500 || el.Expires <= 0 {
+				t.Errorf("%s %s: timeout %d s, expires %d s; want about an hour", set, w, el.Timeout, el.Expires)
+			}
+		}
+	}
+	if el := sets[setV4]["198.51.100.0/24"]; el.Timeout < 7100 {
+		t.Errorf("range timeout %d s, want about 2 h", el.Timeout)
+	}
+	rules := run(t, "ip", "netns", "exec", ns, "nft", "list", "chain", "inet", "phalanx", "input")
+	for _, w := range []string{"hook input priority -200", "ip saddr @ban-v4", "ip6 saddr @ban-v6", "drop"} {
+		if !strings.Contains(rules, w) {
+			t.Errorf("input chain lacks %q:\n%s", w, rules)
+		}
+	}
+	// Applying again changes nothing and does not fail.
+	if err := e.Apply(ds); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLiftRemovesElement(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t)
+	e := newEnforcer(t, ns)
+	a, b := ban("192.0.2.7/32", time.Hour), ban("198.51.100.0/24", time.Hour)
+	if err := e.Apply([]phalanx.Decision{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Apply([]phalanx.Decision{b}); err != nil {
+		t.Fatal(err)
+	}
+	sets := kernelSets(t, ns)
+	if _, ok := sets[setV4]["192.0.2.7"]; ok || len(sets[setV4]) != 1 {
+		t.Errorf("after lifting 192.0.2.7: %v", sets[setV4])
+	}
+}
+
+func TestReconcileAndNever(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t)
+	never := []netip.Prefix{netip.MustParsePrefix("10.1.2.3/32"), netip.MustParsePrefix("172.16.0.0/12")}
+	e := newEnforcer(t, ns, never...)
+	if err := e.Apply(nil); err != nil {
+		t.Fatal(err)
+	}
+	// Someone (or a previous run) left an element the decisions lack.
+	run(t, "ip", "netns", "exec", ns, "nft", "add", "element", "inet", "phalanx", setV4, "{ 192.0.2.99 timeout 1h }")
+	ds := []phalanx.Decision{
+		ban("192.0.2.7/32", time.Hour),
+		ban("10.1.2.3/32", time.Hour),   // allowlisted
+		ban("172.20.0.0/16", time.Hour), // inside alliance territory
+		ban("10.1.2.0/30", time.Hour),   // contains an allowlisted host
+	}
+	if err := e.Apply(ds); err != nil {
+		t.Fatal(err)
+	}
+	got := kernelSets(t, ns)[setV4]
+	want := []string{"192.0.2.7", "10.1.2.0/31", "10.1.2.2"} // the /30 minus .3
+	if len(got) != len(want) {
+		t.Errorf("set = %v, want %v", got, want)
+	}
+	for _, w := range want {
+		if _, ok := got[w]; !ok {
+			t.Errorf("set lacks %s: %v", w, got)
+		}
+	}
+	for v := range got {
+		if strings.HasPrefix(v, "172.") || v == "10.1.2.3" || v == "192.0.2.99" {
+			t.Errorf("set holds %s", v)
+		}
+	}
+}
+
+func TestDownRemovesOnlyPhalanxTable(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t)
+	run(t, "ip", "netns", "exec", ns, "nft", "add", "table", "inet", "other")
+	run(t, "ip", "netns", "exec", ns, "nft", "add", "table", "ip", "phalanx") // same name, other family
+	e := newEnforcer(t, ns)
+	if err := e.Apply([]phalanx.Decision{ban("192.0.2.7/32", time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Down(Config{NetNS: ns}); err != nil {
+		t.Fatal(err)
+	}
+	out := run(t, "ip", "netns", "exec", ns, "nft", "list", "tables")
+	if strings.Contains(out, "inet phalanx") || !strings.Contains(out, "inet other") || !strings.Contains(out, "ip phalanx") {
+		t.Errorf("after Down:\n%s", out)
+	}
+	if err := Down(Config{NetNS: ns}); err != nil {
+		t.Errorf("second Down: %v", err)
+	}
+}
+
+// inNS runs f on a thread that enters ns and dies with the goroutine, so
+// no other goroutine ever runs in ns by accident.
+func inNS(t testing.TB, ns string, f func()) {
+	t.Helper()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with us
+		if err := netns.Set(h); err != nil {
+			errc <- err
+			return
+		}
+		f()
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRealTrafficDroppedAndRestored(t *testing.T) {
+	needRoot(t)
+	server, client := newNS(t), newNS(t)
+	veth := "phx" + server[len(server)-6:]
+	run(t, "ip", "link", "add", veth+"a", "netns", server, "type", "veth", "peer", "name", veth+"b", "netns", client)
+	run(t, "ip", "-n", server, "addr", "add", "10.99.0.1/24", "dev", veth+"a")
+	run(t, "ip", "-n", client, "addr", "add", "10.99.0.2/24", "dev", veth+"b")
+	run(t, "ip", "-n", server, "link", "set", veth+"a", "up")
+	run(t, "ip", "-n", client, "link", "set", veth+"b", "up")
+
+	var ln net.Listener
+	inNS(t, server, func() {
+		var err error
+		ln, err = net.Listen("tcp", "10.99.0.1:0")
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	if ln == nil {
+		t.FailNow()
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	dial := func() error {
+		var err error
+		inNS(t, client, func() {
+			var c net.Conn
+			c, err = net.DialTimeout("tcp", ln.Addr().String(), 300*time.Millisecond)
+			if err == nil {
+				c.Close()
+			}
+		})
+		return err
+	}
+	// The veth link may take a moment to come up: an OS event, so poll.
+	deadline := time.Now().Add(5 * time.Second)
+	for err := dial(); err != nil; err = dial() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection before any ban: %v", err)
+		}
+	}
+
+	e := newEnforcer(t, server)
+	set := decisions.New(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx, set) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	set.Add(ban("10.99.0.2/32", time.Hour))
+	deadline = time.Now().Add(5 * time.Second)
+	for dial() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("client still connects after its ban")
+		}
+	}
+	set.Delete(netip.MustParsePrefix("10.99.0.2/32"))
+	deadline = time.Now().Add(5 * time.Second)
+	for err := dial(); err != nil; err = dial() {
+		if time.Now().After(deadline) {
+			t.Fatalf("client still blocked after the lift: %v", err)
+		}
+	}
+}
+
+func TestKernelExpiresBanByItself(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t)
+	e := newEnforcer(t, ns)
+	if err := e.Apply([]phalanx.Decision{ban("192.0.2.7/32", 2*time.Second), ban("2001:db8::/64", 2*time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := kernelSets(t, ns); len(got[setV4]) != 1 || len(got[setV6]) != 1 {
+		t.Fatalf("not installed: %v", got)
+	}
+	// Phalanx does nothing more, as if it had died: the kernel alone
+	// must drop the elements. Poll with a deadline: it is an OS event.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := kernelSets(t, ns)
+		if len(got[setV4]) == 0 && len(got[setV6]) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still in the kernel after 10 s: %v", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func BenchmarkApply100k(b *testing.B) {
+	needRoot(b)
+	ds := make([]phalanx.Decision, 0, 100_000)
+	now := time.Now()
+	for i := range 100_000 {
+		a := netip.AddrFrom4([4]byte{11, byte(i >> 16), byte(i >> 8), byte(i)})
+		ds = append(ds, phalanx.Decision{Value: netip.PrefixFrom(a, 32), Type: phalanx.Ban, Duration: time.Hour, LastSeen: now})
+	}
+	for b.Loop() {
+		b.StopTimer()
+		ns := newNS(b)
+		e := newEnforcer(b, ns)
+		if err := e.Apply(nil); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := e.Apply(ds); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,123 @@
+package nft
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/phalanx-defence/phalanx"
+)
+
+// span is one interval element pair in a kernel set: [start, end). An
+// invalid end means the interval runs to the top of the address space,
+// where there is no next address to carry the end flag.
+type span struct {
+	start, end netip.Addr
+}
+
+// plan turns decisions into the spans the kernel sets should hold, each
+// with the time it lapses. Only bans drop packets; addresses in never are
+// carved out of wider bans rather than voiding them, so a ban on a /16
+// still drops its neighbours of an allowlisted host. The kernel refuses
+// overlapping intervals, so a prefix inside another banned prefix is left
+// to the wider one.
+func plan(ds []phalanx.Decision, never []netip.Prefix, now time.Time) map[span]time.Time {
+	type item struct {
+		p     netip.Prefix
+		until time.Time
+	}
+	items := make([]item, 0, len(ds))
+	for _, d := range ds {
+		if d.Type != phalanx.Ban || !d.Value.IsValid() {
+			continue
+		}
+		until := d.Until()
+		if !until.After(now) {
+			continue
+		}
+		for _, p := range subtract(normalize(d.Value), never) {
+			items = append(items, item{p, until})
+		}
+	}
+	slices.SortFunc(items, func(a, b item) int {
+		if c := a.p.Addr().Compare(b.p.Addr()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.p.Bits(), b.p.Bits())
+	})
+	out := make(map[span]time.Time, len(items))
+	var last item
+	for _, it := range items {
+		// Sorted by start, widest first: prefixes nest or are disjoint, so
+		// if any kept prefix covers this one, the last kept one does.
+		if last.p.IsValid() && last.p.Overlaps(it.p) {
+			if last.p == it.p && it.until.After(last.until) {
+				last.until = it.until
+				out[toSpan(last.p)] = it.until
+			}
+			continue
+		}
+		last = it
+		out[toSpan(it.p)] = it.until
+	}
+	return out
+}
+
+func normalize(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked()
+}
+
+// subtract returns p without the addresses in never, as prefixes.
+func subtract(p netip.Prefix, never []netip.Prefix) []netip.Prefix {
+	for _, n := range never {
+		if !n.Overlaps(p) {
+			continue
+		}
+		if n.Bits() <= p.Bits() {
+			return nil // p is entirely protected
+		}
+		// n lies inside p: split p in halves until the pieces either miss
+		// n or are inside it. That costs at most one prefix per bit.
+		lo := netip.PrefixFrom(p.Addr(), p.Bits()+1)
+		hi := netip.PrefixFrom(lastAddr(lo).Next(), p.Bits()+1)
+		return append(subtract(lo, never), subtract(hi, never)...)
+	}
+	return []netip.Prefix{p}
+}
+
+// lastAddr is the highest address in p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	p = p.Masked()
+	if p.Addr().Is4() {
+		b := p.Addr().As4()
+		setHostBits(b[:], p.Bits())
+		return netip.AddrFrom4(b)
+	}
+	b := p.Addr().As16()
+	setHostBits(b[:], p.Bits())
+	return netip.AddrFrom16(b)
+}
+
+func setHostBits(b []byte, bits int) {
+	for i := bits; i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+}
+
+func toSpan(p netip.Prefix) span {
+	return span{start: p.Masked().Addr(), end: lastAddr(p).Next()}
+}
+
+// key is an address as the kernel stores it in the set.
+func key(a netip.Addr) []byte {
+	if a.Is4() {
+		b := a.As4()
+		return b[:]
+	}
+	b := a.As16()
+	return b[:]
+}
