@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -395,4 +396,46 @@ func TestReportsCorroborated(t *testing.T) {
 func TestCollectiveSightings(t *testing.T) {
 	c1 := twoWithLogs(t, "198.51.100.24", 3)
 	waitDecision(t, c1, "198.51.100.24", "collective:ssh")
+}
+
+// TestMetricsEndpoint: /metrics, behind the token like every route,
+// exports the drill's time-to-protect and the fold's counters.
+func TestMetricsEndpoint(t *testing.T) {
+	d1 := filepath.Join(t.TempDir(), "m1")
+	if _, err := Init(d1, "metrics", "127.0.0.1:0", nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	start(t, d1)
+	c, err := Client(d1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Drill(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	get := func(auth string) (int, string) {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", c.base+"/metrics", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, _ := get(""); code != http.StatusUnauthorized {
+		t.Errorf("/metrics without the token: %d, want 401", code)
+	}
+	code, body := get("Bearer " + c.token)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{"phalanx_drill_time_to_protect_seconds{member=", "phalanx_drills_total 1", "phalanx_ledger_applied_position", "phalanx_decisions_in_force"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
 }
