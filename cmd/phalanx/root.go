@@ -61,7 +61,7 @@ then run it live with 'phalanx up'.`,
 		}
 	}
 	root.AddCommand(newReplayCmd(g), newParseCmd(g), newUpCmd(g), newRulesCmd(g),
-		newAllianceCmd(g), newDecisionsCmd(), newCharterCmd(), newCeasefireCmd(), newDrillCmd(), newLedgerCmd(g),
+		newAllianceCmd(g), newDecisionsCmd(), newBouncersCmd(), newCharterCmd(), newCeasefireCmd(), newDrillCmd(), newLedgerCmd(g),
 		newVersionCmd())
 	return root
 }
