@@ -52,8 +52,8 @@ const (
 	// the send buffer (about 50 bytes an element). Fewer, larger
 	// transactions are much faster: the kernel walks an interval set at
 	// each commit.
-	flushElems = 64 * msgElems
-	sendBuffer = 8 << 20
+	flushElems = 256 * msgElems
+	sendBuffer = 32 << 20
 	// maxTimeout caps an element's timeout below 2^31 ms, which every
 	// kernel accepts; the reconcile loop refreshes longer bans in time.
 	maxTimeout = 20 * 24 * time.Hour
