@@ -235,6 +235,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	ds, ids := s.snapshot()
 	now := s.now()
 	var added, deleted []sent
+	if q.startup || fresh {
+		added = make([]sent, 0, len(ds)) // a full dump: grow once, not log(n) times
+	}
 	next := make(map[netip.Prefix]sent, len(ds))
 	for i := range ds {
 		d := &ds[i]
