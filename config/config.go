@@ -47,6 +47,9 @@ type Config struct {
 	// sources, about 45 MB); beyond it the least recently seen source is
 	// forgotten. A flood of distinct addresses cannot grow memory past it.
 	MaxSources int `yaml:"max_sources,omitempty"`
+	// EnforceNFT keeps an nftables table of phalanx's own (inet phalanx)
+	// in step with the decisions (needs root; `--enforce nft`).
+	EnforceNFT bool `yaml:"enforce_nft,omitempty"`
 	// NoBuiltinAllowlist turns off the built-in allowlist (loopback,
 	// link-local).
 	NoBuiltinAllowlist bool `yaml:"no_builtin_allowlist,omitempty"`

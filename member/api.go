@@ -164,8 +164,25 @@ func (m *Member) handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/ceasefire", m.deleteCeasefire)
 	mux.HandleFunc("POST /v1/drill", m.postDrill)
 	mux.Handle("GET /metrics", m.metricsHandler())
-	return m.auth(mux)
+	authed := m.auth(mux)
+	if m.bouncers == nil {
+		return authed
+	}
+	// CrowdSec bouncers share the address: they authenticate with
+	// X-Api-Key (and are answered the way CrowdSec's LAPI answers them),
+	// the operator's tools with the bearer token.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/decisions/stream" || r.Header.Get("X-Api-Key") != "" {
+			m.bouncers.ServeHTTP(w, r)
+			return
+		}
+		authed.ServeHTTP(w, r)
+	})
 }
+
+// MountBouncerAPI serves a CrowdSec-compatible bouncer API (bouncerapi)
+// on the member's local API address. Call before Run.
+func (m *Member) MountBouncerAPI(h http.Handler) { m.bouncers = h }
 
 // auth requires the admin token on every route: decisions and members are
 // not for whoever else runs code on the machine.

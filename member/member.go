@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -64,6 +65,8 @@ type Member struct {
 	fold      *alliance.Fold
 	bus       *natsbus.Bus
 	restored  uint64 // the snapshot position Run restored from; 0 if none
+	runners   []func(context.Context) error
+	bouncers  http.Handler // the CrowdSec-compatible bouncer API, if mounted
 	ready     chan struct{}
 	readyOnce sync.Once
 
@@ -133,6 +136,12 @@ func Open(dir string, log *slog.Logger) (*Member, error) {
 // addition to member.yaml's sources. Call before Run.
 func (m *Member) AddSource(c file.Config) { m.sources = append(m.sources, c) }
 
+// AddRunner runs f alongside the member once its fold is restored (so
+// that Never and Decisions are meaningful), until the member stops: how
+// enforcers (nftables, the HTTP guard) attach to it. An error from f stops
+// the member. Call before Run.
+func (m *Member) AddRunner(f func(ctx context.Context) error) { m.runners = append(m.runners, f) }
+
 // SetAPIListen overrides member.yaml's API address (`phalanx up --api`).
 // Call before Run.
 func (m *Member) SetAPIListen(addr string) { m.api = addr }
@@ -193,6 +202,9 @@ func (m *Member) Run(ctx context.Context) error {
 	g.Go(func() error { return m.serveAPI(ctx) })
 	if len(m.sources) > 0 {
 		g.Go(func() error { return m.detect(ctx) })
+	}
+	for _, f := range m.runners {
+		g.Go(func() error { return f(ctx) })
 	}
 	m.log.Info("member up", "alliance", m.alliance, "nats", bus.ClientURL(), "sources", len(m.sources))
 	err = g.Wait()

@@ -61,8 +61,8 @@ then run it live with 'phalanx up'.`,
 		}
 	}
 	root.AddCommand(newReplayCmd(g), newParseCmd(g), newUpCmd(g), newRulesCmd(g),
-		newAllianceCmd(g), newDecisionsCmd(), newBouncersCmd(), newCharterCmd(), newCeasefireCmd(), newDrillCmd(), newLedgerCmd(g),
-		newVersionCmd())
+		newAllianceCmd(g), newDownCmd(), newDecisionsCmd(), newBouncersCmd(), newCharterCmd(), newCeasefireCmd(), newDrillCmd(), newLedgerCmd(g),
+		newStatusCmd(), newVersionCmd())
 	return root
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,9 +18,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/phalanx-defence/phalanx"
+	"github.com/phalanx-defence/phalanx/bouncerapi"
 	"github.com/phalanx-defence/phalanx/config"
 	"github.com/phalanx-defence/phalanx/decisions"
 	"github.com/phalanx-defence/phalanx/detect"
+	"github.com/phalanx-defence/phalanx/enforce/nft"
 	"github.com/phalanx-defence/phalanx/ingest"
 	"github.com/phalanx-defence/phalanx/member"
 	"github.com/phalanx-defence/phalanx/parse"
@@ -34,6 +37,7 @@ import (
 )
 
 type upFlags struct {
+	enforce   []string
 	api       string
 	config    string
 	data      string
@@ -103,6 +107,11 @@ data directory (--data, default /var/lib/phalanx).`,
 				}
 				cfg.Files = append(cfg.Files, file.Config{Paths: []string{s}, FromStart: f.fromStart})
 			}
+			enf, err := parseEnforce(f.enforce)
+			if err != nil {
+				return err
+			}
+			cfg.EnforceNFT = cfg.EnforceNFT || enf.nft
 			return runUp(cmd.Context(), cfg, stdin, log)
 		},
 	}
@@ -110,6 +119,7 @@ data directory (--data, default /var/lib/phalanx).`,
 	cmd.Flags().StringVar(&f.data, "data", "", "data directory for state (default /var/lib/phalanx)")
 	cmd.Flags().StringSliceVar(&f.sources, "source", nil, "a log file or glob to follow (repeatable; - for standard input); replaces the discovered files")
 	cmd.Flags().BoolVar(&f.fromStart, "from-start", false, "read --source files seen for the first time from their start, not their end")
+	cmd.Flags().StringSliceVar(&f.enforce, "enforce", nil, "enforce decisions: nft (an nftables table of phalanx's own; needs root). The HTTP guard runs as 'phalanx guard'")
 	cmd.Flags().StringVar(&f.api, "api", "", "alliance members: the local API's address (default 127.0.0.1, any free port; written to DIR/api.addr)")
 	return cmd
 }
@@ -218,6 +228,10 @@ func runUp(ctx context.Context, cfg config.Config, stdin io.Reader, log *slog.Lo
 		g.Go(func() error { return r.Run(ctx, lines) })
 	}
 	g.Go(func() error { return ds.Run(ctx) })
+	if cfg.EnforceNFT {
+		never := append(builtinNever(cfg.NoBuiltinAllowlist), mustPrefixes(cfg.Allowlist)...)
+		g.Go(func() error { return runNFT(ctx, never, ds, log) })
+	}
 	g.Go(func() error {
 		// Detection counters, logged every few minutes while they move:
 		// until the metrics endpoint lands, this is where an operator sees
@@ -283,9 +297,94 @@ func runMember(ctx context.Context, f *upFlags, log *slog.Logger) error {
 	if f.api != "" {
 		m.SetAPIListen(f.api)
 	}
+	enf, err := parseEnforce(f.enforce)
+	if err != nil {
+		return err
+	}
+	if enf.nft {
+		m.AddRunner(func(ctx context.Context) error { return runNFT(ctx, m.Never(), m.Decisions(), log) })
+	}
+	// Existing CrowdSec bouncers pull from the member's local API with the
+	// keys 'phalanx bouncers add' made.
+	keys, err := bouncerapi.OpenKeys(filepath.Join(f.data, "bouncers.json"))
+	if err != nil {
+		return err
+	}
+	m.MountBouncerAPI(bouncerapi.New(m.Decisions(), keys, log).Handler())
 	err = m.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	return err
+}
+
+// enforcers says which enforcers `--enforce` asked for.
+type enforcers struct{ nft bool }
+
+func parseEnforce(vals []string) (enforcers, error) {
+	var e enforcers
+	for _, v := range vals {
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "nft", "nftables":
+			e.nft = true
+		case "http", "guard":
+			return e, errors.New("--enforce http: the HTTP guard runs as its own process in front of your app: phalanx guard --data DIR --listen HOST:PORT --upstream URL (or as Go middleware, see enforce/httpguard)")
+		case "":
+		default:
+			return e, fmt.Errorf("--enforce %q: use nft", v)
+		}
+	}
+	return e, nil
+}
+
+// runNFT keeps phalanx's nftables table in step with ds until ctx ends.
+func runNFT(ctx context.Context, never []netip.Prefix, ds *decisions.Set, log *slog.Logger) error {
+	e, err := nft.New(nft.Config{}, never, log)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	log.Info("enforcing with nftables", "table", "inet phalanx", "never", len(never))
+	return e.Run(ctx, ds)
+}
+
+// builtinNever is what must never be blocked on the host itself.
+func builtinNever(off bool) []netip.Prefix {
+	if off {
+		return nil
+	}
+	return []netip.Prefix{
+		netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
+		netip.MustParsePrefix("169.254.0.0/16"), netip.MustParsePrefix("fe80::/10"),
+	}
+}
+
+// mustPrefixes parses an allowlist that engineFor has already validated.
+func mustPrefixes(ss []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		if p, err := phalanx.ParsePrefixOrAddr(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newDownCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "down",
+		Short: "Remove phalanx's nftables table (and nothing else)",
+		Long: `Down deletes the nftables table phalanx enforces with (inet phalanx), and
+nothing else: other tables and rules are never touched. Bans then stop at
+once instead of expiring by themselves. Run it when uninstalling.`,
+		Example: `  sudo phalanx down`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := nft.Down(nft.Config{}); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "Removed the nftables table inet phalanx.")
+			return nil
+		},
+	}
 }
