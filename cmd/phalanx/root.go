@@ -62,8 +62,7 @@ then run it live with 'phalanx up'.`,
 	}
 	root.AddCommand(newReplayCmd(g), newParseCmd(g), newUpCmd(g), newRulesCmd(g),
 		newAllianceCmd(g), newDownCmd(), newDecisionsCmd(), newBouncersCmd(), newCharterCmd(), newCeasefireCmd(), newDrillCmd(), newLedgerCmd(g),
-		newGuardCmd(g), newStatusCmd(), newVersionCmd())
-	root.AddCommand(newDemoCmd(g))
+		newGuardCmd(g), newVersionCmd())
 	return root
 }
 
