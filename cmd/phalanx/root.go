@@ -62,7 +62,8 @@ then run it live with 'phalanx up'.`,
 	}
 	root.AddCommand(newReplayCmd(g), newParseCmd(g), newUpCmd(g), newRulesCmd(g),
 		newAllianceCmd(g), newDownCmd(), newDecisionsCmd(), newBouncersCmd(), newCharterCmd(), newCeasefireCmd(), newDrillCmd(), newLedgerCmd(g),
-		newGuardCmd(g), newStatusCmd(), newVersionCmd())
+		newGuardCmd(g), newVersionCmd())
+	root.AddCommand(newDemoCmd(g))
 	return root
 }
 
