@@ -62,7 +62,7 @@ then run it live with 'phalanx up'.`,
 	}
 	root.AddCommand(newReplayCmd(g), newParseCmd(g), newUpCmd(g), newRulesCmd(g),
 		newAllianceCmd(g), newDownCmd(), newDecisionsCmd(), newBouncersCmd(), newCharterCmd(), newCeasefireCmd(), newDrillCmd(), newLedgerCmd(g),
-		newGuardCmd(g), newVersionCmd())
+		newGuardCmd(g), newStatusCmd(), newInitCmd(), newVersionCmd())
 	root.AddCommand(newDemoCmd(g))
 	return root
 }
