@@ -165,6 +165,17 @@ func (m *Member) handler() http.Handler {
 	mux.HandleFunc("POST /v1/drill", m.postDrill)
 	mux.Handle("GET /metrics", m.metricsHandler())
 	authed := m.auth(mux)
+	if len(m.mounts) > 0 {
+		// Extra handlers (the dashboard's static files) answer their own
+		// paths before the token check: they carry no data, and whatever
+		// data they fetch goes through the token-guarded routes.
+		outer := http.NewServeMux()
+		for pattern, h := range m.mounts {
+			outer.Handle(pattern, h)
+		}
+		outer.Handle("/", authed)
+		authed = outer
+	}
 	if m.bouncers == nil {
 		return authed
 	}
@@ -178,6 +189,17 @@ func (m *Member) handler() http.Handler {
 		}
 		authed.ServeHTTP(w, r)
 	})
+}
+
+// Mount serves h for pattern (http.ServeMux syntax) on the member's local
+// API address without the token check: for static content such as the
+// dashboard's page, whose data calls use the token-guarded routes. Call
+// before Run.
+func (m *Member) Mount(pattern string, h http.Handler) {
+	if m.mounts == nil {
+		m.mounts = map[string]http.Handler{}
+	}
+	m.mounts[pattern] = h
 }
 
 // MountBouncerAPI serves a CrowdSec-compatible bouncer API (bouncerapi)

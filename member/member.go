@@ -67,6 +67,7 @@ type Member struct {
 	restored  uint64 // the snapshot position Run restored from; 0 if none
 	runners   []func(context.Context) error
 	bouncers  http.Handler // the CrowdSec-compatible bouncer API, if mounted
+	mounts    map[string]http.Handler
 	ready     chan struct{}
 	readyOnce sync.Once
 
