@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gaissmai/bart"
@@ -83,12 +84,52 @@ type subscriber struct {
 	ch chan Change
 }
 
+// Tuning of the lock-free snapshot (see Set).
+const (
+	// persistBurst and persistRate bound the copy-on-write updates of the
+	// snapshot: each costs tens of microseconds at a million decisions,
+	// so a burst beyond this drops the snapshot and rebuilds it once.
+	persistBurst = 1024
+	persistRate  = 1024 // per second
+	// rebuildQuiet is how long writes must pause before the snapshot is
+	// rebuilt; rebuildMax bounds how long a steady stream of writes keeps
+	// lookups on the locked path.
+	rebuildQuiet = 20 * time.Millisecond
+	rebuildMax   = time.Second
+)
+
 // Set is the decision set. It is safe for concurrent use.
 //
 // Decisions returned by Lookup and List share their Evidence slices with
 // the set: treat them as read-only.
+//
+// Lookup is on the hot path of every enforcer (one per request), writes
+// are rare, so reads take no lock: they use snap, an immutable bart table
+// replaced on every write by a copy-on-write update (InsertPersist,
+// DeletePersist). Those cost tens of microseconds each at a million
+// decisions, so a burst of writes (a member starting up, a large
+// blocklist) instead drops the snapshot: lookups fall back to table, the
+// mutable copy, under mu, and the snapshot is rebuilt by one Clone once
+// the writes pause. Writers hold wmu throughout, so a rebuild excludes
+// writers without making readers of table wait.
+//
+// With the system clock, Lookup does not read the clock (it costs more
+// than the lookup itself on virtual machines): stale is set by a timer at
+// the earliest expiry in the set and cleared by Expire, and while it is
+// clear no decision in the set has run out. A decision can thus be
+// returned after its Until for as long as that timer fires late (the
+// scheduler's latency, normally well under a millisecond), or for as long
+// as the wall clock was stepped forward, until Expire removes it. With any
+// other clock (a test's, a replay's), Lookup reads it every time and is
+// exact.
 type Set struct {
 	clock phalanx.Clock
+	sys   bool // clock is the system clock: expiry is timer driven
+
+	snap  atomic.Pointer[bart.Table[*record]] // nil while rebuilding
+	stale atomic.Bool                         // a decision may have run out
+
+	wmu sync.Mutex // held by writers and by rebuild; taken before mu
 
 	mu      sync.RWMutex
 	byValue map[netip.Prefix]*record
@@ -96,6 +137,14 @@ type Set struct {
 	exp     expiryHeap
 	subs    []*subscriber
 	wake    chan struct{} // tells Run the earliest expiry may have changed
+
+	// Under wmu.
+	expTimer   *time.Timer // sets stale at the earliest expiry
+	tokens     float64     // copy-on-write updates allowed now
+	refilled   time.Time   // when tokens were last refilled
+	rebuild    *time.Timer // rebuilds snap
+	dirtySince time.Time   // when snap was dropped
+	lastWrite  time.Time
 }
 
 // New returns an empty set that reads the time from clock.
@@ -103,7 +152,111 @@ func New(clock phalanx.Clock) *Set {
 	if clock == nil {
 		clock = phalanx.SystemClock{}
 	}
-	return &Set{clock: clock, byValue: make(map[netip.Prefix]*record), wake: make(chan struct{}, 1)}
+	s := &Set{clock: clock, byValue: make(map[netip.Prefix]*record), wake: make(chan struct{}, 1), tokens: persistBurst}
+	switch clock.(type) {
+	case phalanx.SystemClock, *phalanx.SystemClock:
+		s.sys = true
+	}
+	s.snap.Store(new(bart.Table[*record]))
+	return s
+}
+
+// lock takes both locks for a writer.
+func (s *Set) lock() {
+	s.wmu.Lock()
+	s.mu.Lock()
+}
+
+func (s *Set) unlock() {
+	s.mu.Unlock()
+	s.wmu.Unlock()
+}
+
+// put stores r in both tables. Under lock.
+func (s *Set) put(r *record) {
+	s.table.Insert(r.d.Value, r)
+	s.update(func(t *bart.Table[*record]) *bart.Table[*record] { return t.InsertPersist(r.d.Value, r) })
+}
+
+// update applies a write to the snapshot, or drops the snapshot when
+// writes come faster than copy-on-write is worth. Under lock.
+func (s *Set) update(persist func(*bart.Table[*record]) *bart.Table[*record]) {
+	now := time.Now()
+	s.lastWrite = now
+	s.tokens = min(persistBurst, s.tokens+now.Sub(s.refilled).Seconds()*persistRate)
+	s.refilled = now
+	t := s.snap.Load()
+	if t != nil && s.tokens >= 1 {
+		s.tokens--
+		s.snap.Store(persist(t))
+		return
+	}
+	if t != nil {
+		s.snap.Store(nil)
+		s.dirtySince = now
+	}
+	if s.rebuild == nil {
+		s.rebuild = time.AfterFunc(rebuildQuiet, s.rebuildSnap)
+	} else if t != nil {
+		s.rebuild.Reset(rebuildQuiet)
+	}
+}
+
+// rebuildSnap publishes a fresh snapshot once writes pause (or have gone
+// on for rebuildMax). It holds only wmu: the clone reads table while
+// readers may too, and no writer can change it meanwhile.
+func (s *Set) rebuildSnap() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.rebuildLocked(false)
+}
+
+func (s *Set) rebuildLocked(force bool) {
+	if s.snap.Load() != nil {
+		return
+	}
+	now := time.Now()
+	if quiet := now.Sub(s.lastWrite); !force && quiet < rebuildQuiet && now.Sub(s.dirtySince) < rebuildMax {
+		s.rebuild.Reset(rebuildQuiet - quiet)
+		return
+	}
+	s.snap.Store(s.table.Clone())
+	s.tokens = persistBurst
+	s.refilled = time.Now()
+}
+
+// arm keeps stale and its timer in step with the earliest expiry. Under
+// wmu (exp only changes under it).
+func (s *Set) arm() {
+	if !s.sys {
+		return
+	}
+	if len(s.exp) == 0 {
+		s.stale.Store(false)
+		if s.expTimer != nil {
+			s.expTimer.Stop()
+		}
+		return
+	}
+	// The heap's earliest entry may be stale (deleted or extended), which
+	// only makes this earlier than needed: never later.
+	d := time.Until(s.exp[0].until)
+	if d <= 0 {
+		s.stale.Store(true) // until Expire removes it
+		return
+	}
+	s.stale.Store(false)
+	if s.expTimer == nil {
+		s.expTimer = time.AfterFunc(d, s.expTimerFired)
+	} else {
+		s.expTimer.Reset(d)
+	}
+}
+
+func (s *Set) expTimerFired() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.arm()
 }
 
 func normalize(p netip.Prefix) netip.Prefix {
@@ -148,8 +301,8 @@ func (s *Set) Add(d phalanx.Decision) (changed bool) {
 	if !until.After(now) {
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	r, ok := s.byValue[d.Value]
 	if ok && !r.until.After(now) {
 		// Expired but not yet collected: the new decision replaces it.
@@ -160,8 +313,9 @@ func (s *Set) Add(d phalanx.Decision) (changed bool) {
 		d.Evidence = slices.Clone(d.Evidence[max(0, len(d.Evidence)-maxEvidence):])
 		r = &record{d: d, until: until}
 		s.byValue[d.Value] = r
-		s.table.Insert(d.Value, r)
+		// Expiry first: the timer must cover r before readers can see it.
 		s.pushExpiry(r)
+		s.put(r)
 		s.notify(Change{Op: Added, Decision: r.d})
 		return true
 	}
@@ -170,10 +324,10 @@ func (s *Set) Add(d phalanx.Decision) (changed bool) {
 	// Copy on write: Lookup and List hand out the stored value.
 	nr := &record{d: merged, until: merged.Until()}
 	s.byValue[d.Value] = nr
-	s.table.Insert(d.Value, nr)
 	if !nr.until.Equal(r.until) {
 		s.pushExpiry(nr)
 	}
+	s.put(nr)
 	if merged.Type == old.Type && nr.until.Equal(r.until) {
 		return false
 	}
@@ -224,6 +378,7 @@ func (s *Set) pushExpiry(r *record) {
 		heap.Init(&s.exp)
 	}
 	if wasFirst {
+		s.arm()
 		select {
 		case s.wake <- struct{}{}:
 		default:
@@ -235,14 +390,15 @@ func (s *Set) pushExpiry(r *record) {
 func (s *Set) remove(r *record) {
 	delete(s.byValue, r.d.Value)
 	s.table.Delete(r.d.Value)
+	s.update(func(t *bart.Table[*record]) *bart.Table[*record] { return t.DeletePersist(r.d.Value) })
 }
 
 // Delete removes the decision for p (an address is its full-length
 // prefix). It reports whether there was one.
 func (s *Set) Delete(p netip.Prefix) bool {
 	p = normalize(p)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	r, ok := s.byValue[p]
 	if !ok {
 		return false
@@ -253,8 +409,24 @@ func (s *Set) Delete(p netip.Prefix) bool {
 }
 
 // Lookup returns the most specific decision in force that contains a.
+// It takes no lock while the snapshot is published; see Set for when it
+// reads the clock.
 func (s *Set) Lookup(a netip.Addr) (phalanx.Decision, bool) {
 	a = a.Unmap().WithZone("")
+	// stale before snap: Expire publishes the snapshot without the expired
+	// decisions before it clears stale, so a reader that sees it clear
+	// also sees that snapshot.
+	fresh := s.sys && !s.stale.Load()
+	if t := s.snap.Load(); t != nil {
+		r, ok := t.Lookup(a)
+		if !ok {
+			return phalanx.Decision{}, false
+		}
+		if fresh {
+			return r.d, true
+		}
+		return inForce(t, a, r, s.clock.Now())
+	}
 	now := s.clock.Now()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -262,13 +434,19 @@ func (s *Set) Lookup(a netip.Addr) (phalanx.Decision, bool) {
 	if !ok {
 		return phalanx.Decision{}, false
 	}
+	return inForce(&s.table, a, r, now)
+}
+
+// inForce returns r, the most specific decision for a in t, if it is in
+// force at now, else the most specific one that is.
+func inForce(t *bart.Table[*record], a netip.Addr, r *record, now time.Time) (phalanx.Decision, bool) {
 	if r.until.After(now) {
 		return r.d, true
 	}
 	// The most specific one has expired but Expire has not run yet: look
 	// for a less specific one still in force.
 	var best *record
-	for _, c := range s.table.Supernets(netip.PrefixFrom(a, a.BitLen())) {
+	for _, c := range t.Supernets(netip.PrefixFrom(a, a.BitLen())) {
 		if c.until.After(now) && (best == nil || c.d.Value.Bits() > best.d.Value.Bits()) {
 			best = c
 		}
@@ -322,14 +500,14 @@ func comparePrefix(a, b netip.Prefix) int {
 // marked Resync, telling the subscriber to rebuild its view from List.
 func (s *Set) Subscribe(buf int) (<-chan Change, func()) {
 	sub := &subscriber{ch: make(chan Change, max(buf, 1))}
-	s.mu.Lock()
+	s.lock()
 	s.subs = append(s.subs, sub)
-	s.mu.Unlock()
+	s.unlock()
 	var once sync.Once
 	return sub.ch, func() {
 		once.Do(func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
+			s.lock()
+			defer s.unlock()
 			s.subs = slices.DeleteFunc(s.subs, func(x *subscriber) bool { return x == sub })
 			close(sub.ch)
 		})
@@ -362,8 +540,10 @@ func (s *Set) notify(c Change) {
 // Expire removes the decisions whose time ran out at now, tells the
 // subscribers (Op Expired), and returns how many it removed.
 func (s *Set) Expire(now time.Time) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
+	// After the removals have been published: see Lookup.
+	defer s.arm()
 	n := 0
 	for len(s.exp) > 0 && !s.exp[0].until.After(now) {
 		e := heap.Pop(&s.exp).(expiry)
