@@ -1,8 +1,12 @@
 // Package nft enforces ban decisions in the Linux kernel with nftables.
 //
-// It owns one table (inet family, "phalanx" by default) holding two
-// interval sets, one per address family, and a chain per hook that drops
-// packets whose source is in a set. It talks netlink directly and never
+// It owns one table (inet family, "phalanx" by default) holding four sets
+// — single addresses in hash sets (addr-v4, addr-v6), wider prefixes in
+// interval sets (range-v4, range-v6) — and a chain per hook that drops
+// packets whose source is in any of them. Single addresses, by far the
+// most common ban, stay out of the interval sets: a hash set takes one
+// element per address where an interval set takes two, and the kernel
+// inserts into it several times faster. It talks netlink directly and never
 // runs the nft command. Every element carries its decision's remaining time
 // as a kernel timeout, so bans lapse on schedule even if phalanx dies, and
 // a crashed phalanx never leaves a permanent ban behind.
@@ -41,8 +45,10 @@ type Config struct {
 }
 
 const (
-	setV4 = "ban-v4"
-	setV6 = "ban-v6"
+	setAddrV4  = "addr-v4"
+	setAddrV6  = "addr-v6"
+	setRangeV4 = "range-v4"
+	setRangeV6 = "range-v6"
 
 	// msgElems bounds the elements in one netlink message: the element
 	// list is a single attribute whose length field is 16 bits, and a v6
@@ -73,10 +79,32 @@ type Enforcer struct {
 	mu      sync.Mutex // serialises writes to the kernel and applied
 	conn    *nftables.Conn
 	table   *nftables.Table
-	sets    map[bool]*nftables.Set // by "is IPv4"
-	ready   bool                   // table installed by this enforcer
-	applied map[span]time.Time     // what the last write left in the kernel
+	sets    [4]*nftables.Set // by kind
+	ready   bool             // table installed by this enforcer
+	applied []entry          // what the last write left in the kernel, sorted
 }
+
+// Kinds index Enforcer.sets; an even kind is IPv4.
+const (
+	kAddrV4 = iota
+	kAddrV6
+	kRangeV4
+	kRangeV6
+)
+
+// kind indexes Enforcer.sets: addr-v4, addr-v6, range-v4, range-v6.
+func kind(v4, single bool) int {
+	k := 0
+	if !v4 {
+		k = 1
+	}
+	if !single {
+		k += 2
+	}
+	return k
+}
+
+func spanKind(s span) int { return kind(s.start.Is4(), s.single) }
 
 // New returns an enforcer for cfg. never lists the prefixes that must never
 // be dropped (the allowlist and the alliance's own territory). It opens the
@@ -112,9 +140,11 @@ func New(cfg Config, never []netip.Prefix, log *slog.Logger) (*Enforcer, error) 
 		now:   time.Now,
 		conn:  conn,
 		table: table,
-		sets: map[bool]*nftables.Set{
-			true:  {Table: table, Name: setV4, KeyType: nftables.TypeIPAddr, Interval: true, HasTimeout: true},
-			false: {Table: table, Name: setV6, KeyType: nftables.TypeIP6Addr, Interval: true, HasTimeout: true},
+		sets: [4]*nftables.Set{
+			kAddrV4:  {Table: table, Name: setAddrV4, KeyType: nftables.TypeIPAddr, HasTimeout: true},
+			kAddrV6:  {Table: table, Name: setAddrV6, KeyType: nftables.TypeIP6Addr, HasTimeout: true},
+			kRangeV4: {Table: table, Name: setRangeV4, KeyType: nftables.TypeIPAddr, Interval: true, HasTimeout: true},
+			kRangeV6: {Table: table, Name: setRangeV6, KeyType: nftables.TypeIP6Addr, Interval: true, HasTimeout: true},
 		},
 	}, nil
 }
@@ -198,8 +228,19 @@ func (e *Enforcer) install() error {
 
 func (e *Enforcer) tryInstall() error {
 	c := e.conn
+	// Sets of an older layout (ban-v4 and ban-v6, interval sets for
+	// everything) are deleted in the same transaction once no rule uses
+	// them; the reconcile that follows refills the new sets.
+	var stale []*nftables.Set
+	if old, err := c.GetSets(e.table); err == nil {
+		for _, s := range old {
+			if !slices.ContainsFunc(e.sets[:], func(o *nftables.Set) bool { return o.Name == s.Name }) {
+				stale = append(stale, s)
+			}
+		}
+	}
 	c.AddTable(e.table)
-	for _, s := range []*nftables.Set{e.sets[true], e.sets[false]} {
+	for _, s := range e.sets {
 		s.ID = 0 // a fresh ID per transaction for the rules' lookups
 		if err := c.AddSet(s, nil); err != nil {
 			return err
@@ -223,10 +264,24 @@ func (e *Enforcer) tryInstall() error {
 			Hooknum: hook, Priority: &prio, Policy: &accept,
 		})
 		c.FlushChain(ch)
-		c.AddRule(&nftables.Rule{Table: e.table, Chain: ch, Exprs: dropFrom(e.sets[true], unix.NFPROTO_IPV4, 12, 4)})
-		c.AddRule(&nftables.Rule{Table: e.table, Chain: ch, Exprs: dropFrom(e.sets[false], unix.NFPROTO_IPV6, 8, 16)})
+		for k, s := range e.sets {
+			if k%2 == 0 {
+				c.AddRule(&nftables.Rule{Table: e.table, Chain: ch, Exprs: dropFrom(s, unix.NFPROTO_IPV4, 12, 4)})
+			} else {
+				c.AddRule(&nftables.Rule{Table: e.table, Chain: ch, Exprs: dropFrom(s, unix.NFPROTO_IPV6, 8, 16)})
+			}
+		}
 	}
-	return c.Flush()
+	for _, s := range stale {
+		c.DelSet(s)
+	}
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	if len(stale) > 0 {
+		e.log.Info("nft: migrated table to the four-set layout", "removed_sets", len(stale))
+	}
+	return nil
 }
 
 // dropFrom is `meta nfproto P <saddr> @set counter drop`.
@@ -268,13 +323,25 @@ func (e *Enforcer) reconcile(ds []phalanx.Decision) error {
 	return nil
 }
 
-// read returns the spans in the kernel sets with the time each lapses.
-func (e *Enforcer) read(now time.Time) (map[span]time.Time, error) {
-	out := make(map[span]time.Time)
-	for v4, s := range e.sets {
+// read returns the spans in the kernel sets with the time each lapses,
+// sorted by compareSpan.
+func (e *Enforcer) read(now time.Time) ([]entry, error) {
+	var out []entry
+	for k, s := range e.sets {
 		elems, err := e.conn.GetSetElements(s)
 		if err != nil {
 			return nil, wrap("read set "+s.Name, err)
+		}
+		v4 := k%2 == 0
+		if !s.Interval {
+			for _, el := range elems {
+				a := addrOf(el.Key, v4)
+				if !a.IsValid() {
+					continue
+				}
+				out = append(out, entry{span{start: a, end: a.Next(), single: true}, now.Add(el.Expires)})
+			}
+			continue
 		}
 		// The kernel dumps an interval as a start element and an end
 		// element (flagged) at the next address past it; adjacent
@@ -296,20 +363,23 @@ func (e *Enforcer) read(now time.Time) (map[span]time.Time, error) {
 			el := &elems[i]
 			if el.IntervalEnd {
 				if open != nil {
-					out[span{addrOf(open.Key, v4), addrOf(el.Key, v4)}] = now.Add(open.Expires)
+					out = append(out, entry{span{start: addrOf(open.Key, v4), end: addrOf(el.Key, v4)}, now.Add(open.Expires)})
 					open = nil
 				}
 				continue
 			}
 			if open != nil { // a start without an end runs to the top
-				out[span{start: addrOf(open.Key, v4)}] = now.Add(open.Expires)
+				out = append(out, entry{span{start: addrOf(open.Key, v4)}, now.Add(open.Expires)})
 			}
 			open = el
 		}
 		if open != nil {
-			out[span{start: addrOf(open.Key, v4)}] = now.Add(open.Expires)
+			out = append(out, entry{span{start: addrOf(open.Key, v4)}, now.Add(open.Expires)})
 		}
 	}
+	slices.SortFunc(out, func(a, b entry) int { return compareSpan(a.span, b.span) })
+	// A hand-made duplicate (the same span twice) would break the merge.
+	out = slices.CompactFunc(out, func(a, b entry) bool { return compareSpan(a.span, b.span) == 0 })
 	return out, nil
 }
 
@@ -332,33 +402,51 @@ func addrOf(k []byte, v4 bool) netip.Addr {
 	return netip.Addr{}
 }
 
-// write turns have into want. exact says have is what this enforcer wrote
-// (so any change of expiry is a refresh); otherwise have was read back from
-// the kernel, whose remaining times have drifted by the time since they
-// were written, and only a clear shortfall is refreshed.
-func (e *Enforcer) write(have, want map[span]time.Time, now time.Time, exact bool) error {
-	var del, add []span
-	for s, until := range have {
-		w, ok := want[s]
-		if ok {
-			short := w.Sub(until)
-			if !exact {
-				short -= max(2*time.Second, min(w.Sub(now), maxTimeout)/10)
+// write turns have into want, both sorted by compareSpan. exact says have
+// is what this enforcer wrote (so any change of expiry is a refresh);
+// otherwise have was read back from the kernel, whose remaining times have
+// drifted by the time since they were written, and only a clear shortfall
+// is refreshed.
+func (e *Enforcer) write(have, want []entry, now time.Time, exact bool) error {
+	var del []span
+	add := make([]entry, 0, max(len(want)-len(have), 0))
+	i, j := 0, 0
+	for i < len(have) || j < len(want) {
+		c := 0
+		switch {
+		case i == len(have):
+			c = 1
+		case j == len(want):
+			c = -1
+		default:
+			c = compareSpan(have[i].span, want[j].span)
+		}
+		switch {
+		case c > 0: // missing from the kernel
+			add = append(add, want[j])
+			j++
+		case c < 0: // not wanted
+			if have[i].until.Sub(now) > expiryMargin {
+				del = append(del, have[i].span)
 			}
-			if w.Equal(until) || short <= 0 {
+			i++
+		default:
+			h, w := have[i], want[j]
+			i++
+			j++
+			short := w.until.Sub(h.until)
+			if !exact {
+				short -= max(2*time.Second, min(w.until.Sub(now), maxTimeout)/10)
+			}
+			if w.until.Equal(h.until) || short <= 0 {
 				continue
 			}
 			// Extended: the kernel keeps an element's first timeout, so
 			// delete and re-add it in the same transaction.
-			add = append(add, s)
-		}
-		if until.Sub(now) > expiryMargin {
-			del = append(del, s)
-		}
-	}
-	for s := range want {
-		if _, ok := have[s]; !ok {
-			add = append(add, s)
+			add = append(add, w)
+			if h.until.Sub(now) > expiryMargin {
+				del = append(del, h.span)
+			}
 		}
 	}
 	if len(del) == 0 && len(add) == 0 {
@@ -370,15 +458,14 @@ func (e *Enforcer) write(have, want map[span]time.Time, now time.Time, exact boo
 			return err
 		}
 	}
-	for _, s := range add {
-		until := want[s]
-		ttl := min(until.Sub(now), maxTimeout)
+	for _, a := range add {
+		ttl := min(a.until.Sub(now), maxTimeout)
 		if ttl < time.Millisecond {
 			continue
 		}
 		// Round up so an element never lapses before its decision.
 		ttl = ttl.Truncate(time.Millisecond) + time.Millisecond
-		if err := b.put(s, ttl, false); err != nil {
+		if err := b.put(a.span, ttl, false); err != nil {
 			return err
 		}
 	}
@@ -393,30 +480,48 @@ func (e *Enforcer) write(have, want map[span]time.Time, now time.Time, exact boo
 // transaction whenever it holds flushElems elements.
 type batcher struct {
 	e       *Enforcer
-	pending map[setOp][]nftables.SetElement
+	pending [4][2][]nftables.SetElement // by kind, then deletion
+	keys    []byte                      // backing store for element keys
 	n       int
 }
 
-type setOp struct {
-	v4  bool
-	del bool
+func (b *batcher) key(a netip.Addr) []byte {
+	if len(b.keys) < 16 {
+		b.keys = make([]byte, 16*msgElems)
+	}
+	var k []byte
+	if a.Is4() {
+		v := a.As4()
+		k = append(b.keys[:0:4], v[:]...)
+		b.keys = b.keys[4:]
+	} else {
+		v := a.As16()
+		k = append(b.keys[:0:16], v[:]...)
+		b.keys = b.keys[16:]
+	}
+	return k
 }
 
 func (b *batcher) put(s span, ttl time.Duration, del bool) error {
-	if b.pending == nil {
-		b.pending = make(map[setOp][]nftables.SetElement)
+	k, d := spanKind(s), 0
+	if del {
+		d = 1
 	}
-	op := setOp{s.start.Is4(), del}
-	els := []nftables.SetElement{{Key: key(s.start), Timeout: ttl}}
-	if s.end.IsValid() {
+	els := b.pending[k][d]
+	if els == nil {
+		els = make([]nftables.SetElement, 0, msgElems+1)
+	}
+	els = append(els, nftables.SetElement{Key: b.key(s.start), Timeout: ttl})
+	b.n++
+	if !s.single && s.end.IsValid() {
 		// The kernel refuses a timeout on an end element: the start's
 		// timeout governs the interval.
-		els = append(els, nftables.SetElement{Key: key(s.end), IntervalEnd: true})
+		els = append(els, nftables.SetElement{Key: b.key(s.end), IntervalEnd: true})
+		b.n++
 	}
-	b.pending[op] = append(b.pending[op], els...)
-	b.n += len(els)
-	if len(b.pending[op]) >= msgElems {
-		if err := b.queue(op); err != nil {
+	b.pending[k][d] = els
+	if len(els) >= msgElems {
+		if err := b.queue(k, d); err != nil {
 			return err
 		}
 	}
@@ -426,20 +531,23 @@ func (b *batcher) put(s span, ttl time.Duration, del bool) error {
 	return nil
 }
 
-// queue turns the pending elements of op into one netlink message.
-func (b *batcher) queue(op setOp) error {
-	els := b.pending[op]
+// queue turns the pending elements of one set and operation into one
+// netlink message. The library encodes them at once, so the slice is
+// reused.
+func (b *batcher) queue(k, d int) error {
+	els := b.pending[k][d]
 	if len(els) == 0 {
 		return nil
 	}
-	s := b.e.sets[op.v4]
+	s := b.e.sets[k]
 	var err error
-	if op.del {
+	if d == 1 {
 		err = b.e.conn.SetDeleteElements(s, els)
 	} else {
 		err = b.e.conn.SetAddElements(s, els)
 	}
-	delete(b.pending, op)
+	clear(els)
+	b.pending[k][d] = els[:0]
 	if err != nil {
 		return wrap("encode elements", err)
 	}
@@ -448,9 +556,11 @@ func (b *batcher) queue(op setOp) error {
 
 func (b *batcher) flush() error {
 	// Deletions first: a refreshed element is deleted, then re-added.
-	for _, op := range []setOp{{true, true}, {false, true}, {true, false}, {false, false}} {
-		if err := b.queue(op); err != nil {
-			return err
+	for d := 1; d >= 0; d-- {
+		for k := range b.pending {
+			if err := b.queue(k, d); err != nil {
+				return err
+			}
 		}
 	}
 	b.n = 0

@@ -143,8 +143,10 @@ func TestApplyShowsElementsWithTimeouts(t *testing.T) {
 	}
 	sets := kernelSets(t, ns)
 	for set, want := range map[string][]string{
-		setV4: {"192.0.2.7", "198.51.100.0/24"},
-		setV6: {"2001:db8::1", "2001:db8:1::/48"},
+		setAddrV4:  {"192.0.2.7"},
+		setRangeV4: {"198.51.100.0/24"},
+		setAddrV6:  {"2001:db8::1"},
+		setRangeV6: {"2001:db8:1::/48"},
 	} {
 		if len(sets[set]) != len(want) {
 			t.Errorf("%s = %v, want %v", set, sets[set], want)
@@ -160,11 +162,11 @@ func TestApplyShowsElementsWithTimeouts(t *testing.T) {
 			}
 		}
 	}
-	if el := sets[setV4]["198.51.100.0/24"]; el.Timeout < 7100 {
+	if el := sets[setRangeV4]["198.51.100.0/24"]; el.Timeout < 7100 {
 		t.Errorf("range timeout %d s, want about 2 h", el.Timeout)
 	}
 	rules := run(t, "ip", "netns", "exec", ns, "nft", "list", "chain", "inet", "phalanx", "input")
-	for _, w := range []string{"hook input priority -200", "ip saddr @ban-v4", "ip6 saddr @ban-v6", "drop"} {
+	for _, w := range []string{"hook input priority -200", "ip saddr @addr-v4", "ip saddr @range-v4", "ip6 saddr @addr-v6", "ip6 saddr @range-v6", "drop"} {
 		if !strings.Contains(rules, w) {
 			t.Errorf("input chain lacks %q:\n%s", w, rules)
 		}
@@ -172,6 +174,67 @@ func TestApplyShowsElementsWithTimeouts(t *testing.T) {
 	// Applying again changes nothing and does not fail.
 	if err := e.Apply(ds); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// v4 merges the IPv4 sets' elements.
+func v4(sets map[string]map[string]element) map[string]element {
+	m := make(map[string]element)
+	for _, s := range []string{setAddrV4, setRangeV4} {
+		for k, v := range sets[s] {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// A table of the old layout (ban-v4 and ban-v6 interval sets for every
+// ban) is migrated: its sets and rules go, the four sets take over.
+func TestMigratesOldLayout(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t)
+	nft := func(args ...string) { run(t, append([]string{"ip", "netns", "exec", ns, "nft"}, args...)...) }
+	nft("add", "table", "inet", "phalanx")
+	nft("add", "set", "inet", "phalanx", "ban-v4", "{ type ipv4_addr; flags interval,timeout; }")
+	nft("add", "set", "inet", "phalanx", "ban-v6", "{ type ipv6_addr; flags interval,timeout; }")
+	nft("add", "chain", "inet", "phalanx", "input", "{ type filter hook input priority -200; policy accept; }")
+	nft("add", "chain", "inet", "phalanx", "forward", "{ type filter hook forward priority -200; policy accept; }")
+	for _, ch := range []string{"input", "forward"} {
+		nft("add", "rule", "inet", "phalanx", ch, "ip", "saddr", "@ban-v4", "counter", "drop")
+		nft("add", "rule", "inet", "phalanx", ch, "ip6", "saddr", "@ban-v6", "counter", "drop")
+	}
+	nft("add", "element", "inet", "phalanx", "ban-v4", "{ 192.0.2.7 timeout 1h, 198.51.100.0/24 timeout 1h }")
+	e := newEnforcer(t, ns)
+	if err := e.Apply([]phalanx.Decision{ban("192.0.2.7/32", time.Hour), ban("198.51.100.0/24", time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	sets := kernelSets(t, ns)
+	if _, ok := sets["ban-v4"]; ok || len(sets) != 4 {
+		t.Errorf("sets after migration: %v", sets)
+	}
+	if _, ok := sets[setAddrV4]["192.0.2.7"]; !ok || len(sets[setRangeV4]) != 1 {
+		t.Errorf("elements after migration: %v", sets)
+	}
+	out := run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "inet", "phalanx")
+	if strings.Contains(out, "ban-v") || strings.Contains(out, "hook forward") || strings.Count(out, "drop") != 4 {
+		t.Errorf("table after migration:\n%s", out)
+	}
+}
+
+// Reinstalling (a restart) keeps the elements already in the sets.
+func TestRestartKeepsElements(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t)
+	e := newEnforcer(t, ns)
+	if err := e.Apply([]phalanx.Decision{ban("192.0.2.7/32", time.Hour), ban("198.51.100.0/24", time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	e2 := newEnforcer(t, ns)
+	if err := e2.install(); err != nil {
+		t.Fatal(err)
+	}
+	if got := v4(kernelSets(t, ns)); len(got) != 2 {
+		t.Errorf("after reinstall: %v", got)
 	}
 }
 
@@ -187,8 +250,8 @@ func TestLiftRemovesElement(t *testing.T) {
 		t.Fatal(err)
 	}
 	sets := kernelSets(t, ns)
-	if _, ok := sets[setV4]["192.0.2.7"]; ok || len(sets[setV4]) != 1 {
-		t.Errorf("after lifting 192.0.2.7: %v", sets[setV4])
+	if len(sets[setAddrV4]) != 0 || len(sets[setRangeV4]) != 1 {
+		t.Errorf("after lifting 192.0.2.7: %v", sets)
 	}
 }
 
@@ -201,7 +264,8 @@ func TestReconcileAndNever(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Someone (or a previous run) left an element the decisions lack.
-	run(t, "ip", "netns", "exec", ns, "nft", "add", "element", "inet", "phalanx", setV4, "{ 192.0.2.99 timeout 1h }")
+	run(t, "ip", "netns", "exec", ns, "nft", "add", "element", "inet", "phalanx", setAddrV4, "{ 192.0.2.99 timeout 1h }")
+	run(t, "ip", "netns", "exec", ns, "nft", "add", "element", "inet", "phalanx", setRangeV4, "{ 198.18.0.0/16 timeout 1h }")
 	ds := []phalanx.Decision{
 		ban("192.0.2.7/32", time.Hour),
 		ban("10.1.2.3/32", time.Hour),   // allowlisted
@@ -211,7 +275,7 @@ func TestReconcileAndNever(t *testing.T) {
 	if err := e.Apply(ds); err != nil {
 		t.Fatal(err)
 	}
-	got := kernelSets(t, ns)[setV4]
+	got := v4(kernelSets(t, ns))
 	want := []string{"192.0.2.7", "10.1.2.0/31", "10.1.2.2"} // the /30 minus .3
 	if len(got) != len(want) {
 		t.Errorf("set = %v, want %v", got, want)
@@ -222,7 +286,7 @@ func TestReconcileAndNever(t *testing.T) {
 		}
 	}
 	for v := range got {
-		if strings.HasPrefix(v, "172.") || v == "10.1.2.3" || v == "192.0.2.99" {
+		if strings.HasPrefix(v, "172.") || v == "10.1.2.3" || v == "192.0.2.99" || v == "198.18.0.0/16" {
 			t.Errorf("set holds %s", v)
 		}
 	}
@@ -358,7 +422,7 @@ func TestKernelExpiresBanByItself(t *testing.T) {
 	if err := e.Apply([]phalanx.Decision{ban("192.0.2.7/32", 2*time.Second), ban("2001:db8::/64", 2*time.Second)}); err != nil {
 		t.Fatal(err)
 	}
-	if got := kernelSets(t, ns); len(got[setV4]) != 1 || len(got[setV6]) != 1 {
+	if got := kernelSets(t, ns); len(got[setAddrV4]) != 1 || len(got[setRangeV6]) != 1 {
 		t.Fatalf("not installed: %v", got)
 	}
 	// Phalanx does nothing more, as if it had died: the kernel alone
@@ -366,7 +430,7 @@ func TestKernelExpiresBanByItself(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		got := kernelSets(t, ns)
-		if len(got[setV4]) == 0 && len(got[setV6]) == 0 {
+		if len(got[setAddrV4]) == 0 && len(got[setRangeV6]) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {

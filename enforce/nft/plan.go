@@ -2,6 +2,7 @@ package nft
 
 import (
 	"cmp"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"time"
@@ -9,11 +10,35 @@ import (
 	"github.com/phalanx-defence/phalanx"
 )
 
-// span is one interval element pair in a kernel set: [start, end). An
-// invalid end means the interval runs to the top of the address space,
-// where there is no next address to carry the end flag.
+// span is one element of the kernel sets: [start, end). A single address
+// (single) goes in a hash set as one element; any wider prefix is an
+// interval element pair in an interval set. An invalid end means the span
+// runs to the top of the address space, where there is no next address to
+// carry the end flag.
 type span struct {
 	start, end netip.Addr
+	single     bool
+}
+
+// entry is a span with the time it lapses.
+type entry struct {
+	span
+	until time.Time
+}
+
+// compareSpan orders spans by start, then kind, then end: the order of
+// plan's output and of read's, so the two can be merged.
+func compareSpan(a, b span) int {
+	if c := a.start.Compare(b.start); c != 0 {
+		return c
+	}
+	if a.single != b.single {
+		if a.single {
+			return 1
+		}
+		return -1
+	}
+	return a.end.Compare(b.end)
 }
 
 // plan turns decisions into the spans the kernel sets should hold, each
@@ -22,10 +47,23 @@ type span struct {
 // still drops its neighbours of an allowlisted host. The kernel refuses
 // overlapping intervals, so a prefix inside another banned prefix is left
 // to the wider one.
-func plan(ds []phalanx.Decision, never []netip.Prefix, now time.Time) map[span]time.Time {
+//
+// The result is sorted by compareSpan, with no span twice.
+func plan(ds []phalanx.Decision, never []netip.Prefix, now time.Time) []entry {
 	type item struct {
-		p     netip.Prefix
-		until time.Time
+		hi, lo uint64 // the address as a sort key, IPv4 below IPv6
+		fam    uint8  // 4 or 6
+		bits   uint8
+		p      netip.Prefix
+		until  time.Time
+	}
+	mk := func(p netip.Prefix, until time.Time) item {
+		b := p.Addr().As16()
+		fam := uint8(6)
+		if p.Addr().Is4() {
+			fam = 4
+		}
+		return item{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), fam, uint8(p.Bits()), p, until}
 	}
 	items := make([]item, 0, len(ds))
 	for _, d := range ds {
@@ -36,17 +74,28 @@ func plan(ds []phalanx.Decision, never []netip.Prefix, now time.Time) map[span]t
 		if !until.After(now) {
 			continue
 		}
-		for _, p := range subtract(normalize(d.Value), never) {
-			items = append(items, item{p, until})
+		p := normalize(d.Value)
+		if len(never) == 0 {
+			items = append(items, mk(p, until))
+			continue
+		}
+		for _, p := range subtract(p, never) {
+			items = append(items, mk(p, until))
 		}
 	}
 	slices.SortFunc(items, func(a, b item) int {
-		if c := a.p.Addr().Compare(b.p.Addr()); c != 0 {
-			return c
+		if a.fam != b.fam {
+			return cmp.Compare(a.fam, b.fam)
 		}
-		return cmp.Compare(a.p.Bits(), b.p.Bits())
+		if a.hi != b.hi {
+			return cmp.Compare(a.hi, b.hi)
+		}
+		if a.lo != b.lo {
+			return cmp.Compare(a.lo, b.lo)
+		}
+		return cmp.Compare(a.bits, b.bits)
 	})
-	out := make(map[span]time.Time, len(items))
+	out := make([]entry, 0, len(items))
 	var last item
 	for _, it := range items {
 		// Sorted by start, widest first: prefixes nest or are disjoint, so
@@ -54,12 +103,12 @@ func plan(ds []phalanx.Decision, never []netip.Prefix, now time.Time) map[span]t
 		if last.p.IsValid() && last.p.Overlaps(it.p) {
 			if last.p == it.p && it.until.After(last.until) {
 				last.until = it.until
-				out[toSpan(last.p)] = it.until
+				out[len(out)-1].until = it.until
 			}
 			continue
 		}
 		last = it
-		out[toSpan(it.p)] = it.until
+		out = append(out, entry{toSpan(it.p), it.until})
 	}
 	return out
 }
@@ -109,6 +158,9 @@ func setHostBits(b []byte, bits int) {
 }
 
 func toSpan(p netip.Prefix) span {
+	if p.IsSingleIP() {
+		return span{start: p.Addr(), end: p.Addr().Next(), single: true}
+	}
 	return span{start: p.Masked().Addr(), end: lastAddr(p).Next()}
 }
 
