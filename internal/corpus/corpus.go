@@ -5,6 +5,8 @@
 package corpus
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -39,4 +41,51 @@ func Dir(tb testing.TB) string {
 func Path(tb testing.TB, elem ...string) string {
 	tb.Helper()
 	return filepath.Join(append([]string{Dir(tb)}, elem...)...)
+}
+
+// Fail2banCase is one annotated line of fail2ban's sample logs, as the
+// corpus's f2b2jsonl writes it to fail2ban-cases.jsonl.
+type Fail2banCase struct {
+	ID      string           `json:"id"`
+	Filter  string           `json:"filter"`
+	File    string           `json:"file"`
+	Lineno  int              `json:"lineno"`
+	Line    string           `json:"line"`
+	Match   bool             `json:"match"`
+	Host    *string          `json:"host"`
+	Time    *string          `json:"time"`
+	Desc    *string          `json:"desc"`
+	Options []map[string]any `json:"options"` // the filter options fail2ban tests the line with
+	Extra   struct {
+		IP4 string `json:"ip4"`
+		IP6 string `json:"ip6"`
+	} `json:"extra"`
+}
+
+// Fail2banCases returns, in file order, the cases of fail2ban-cases.jsonl
+// whose sample file is one of files (all of them when files is empty).
+func Fail2banCases(tb testing.TB, files ...string) []Fail2banCase {
+	tb.Helper()
+	data, err := os.ReadFile(Path(tb, "fail2ban-cases.jsonl"))
+	if err != nil {
+		tb.Skipf("corpus: %v", err)
+	}
+	want := map[string]bool{}
+	for _, f := range files {
+		want[f] = true
+	}
+	var out []Fail2banCase
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var c Fail2banCase
+		if err := json.Unmarshal(line, &c); err != nil {
+			tb.Fatalf("fail2ban-cases.jsonl:%d: %v", i+1, err)
+		}
+		if len(want) == 0 || want[c.File] {
+			out = append(out, c)
+		}
+	}
+	return out
 }

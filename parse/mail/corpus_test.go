@@ -1,9 +1,6 @@
 package mail
 
 import (
-	"bufio"
-	"encoding/json"
-	"os"
 	"testing"
 	"time"
 
@@ -12,25 +9,12 @@ import (
 	"github.com/phalanx-defence/phalanx/parse/logline"
 )
 
-type f2bCase struct {
-	ID      string              `json:"id"`
-	File    string              `json:"file"`
-	Line    string              `json:"line"`
-	Match   bool                `json:"match"`
-	Host    *string             `json:"host"`
-	Time    *string             `json:"time"`
-	Options []map[string]string `json:"options"`
-}
+type f2bCase = corpus.Fail2banCase
 
 // TestFail2banCorpus measures agreement with fail2ban's own postfix and
 // dovecot test logs, each case under the modes fail2ban tests it in that
 // phalanx has: the default ({}) as Normal and "aggressive" as Aggressive.
 func TestFail2banCorpus(t *testing.T) {
-	f, err := os.Open(corpus.Path(t, "fail2ban-cases.jsonl"))
-	if err != nil {
-		t.Skipf("corpus: %v", err)
-	}
-	defer f.Close()
 
 	// The harness's zone and "now" (see the corpus README).
 	zurich, err := time.LoadLocation("Europe/Zurich")
@@ -40,16 +24,7 @@ func TestFail2banCorpus(t *testing.T) {
 	ctx := &logline.Context{Loc: zurich, Now: func() time.Time { return time.Date(2005, 8, 14, 12, 0, 0, 0, zurich) }}
 
 	var total, agree, timeChecked, timeOK int
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var c f2bCase
-		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-			t.Fatalf("corpus: %v", err)
-		}
-		if c.File != "postfix" && c.File != "dovecot" {
-			continue
-		}
+	for _, c := range corpus.Fail2banCases(t, "postfix", "dovecot") {
 		for _, opt := range c.Options {
 			var mode Mode
 			switch {
@@ -86,9 +61,6 @@ func TestFail2banCorpus(t *testing.T) {
 				}
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("corpus: %v", err)
 	}
 	if total == 0 {
 		t.Fatal("corpus: no postfix or dovecot cases")

@@ -1,7 +1,6 @@
 package sshd
 
 import (
-	"bufio"
 	"encoding/json"
 	"net/netip"
 	"os"
@@ -15,24 +14,9 @@ import (
 	"github.com/phalanx-defence/phalanx/parse/logline"
 )
 
-// f2bCase is one annotated line of fail2ban's sample logs, as the corpus's
-// f2b2jsonl writes it.
-type f2bCase struct {
-	ID      string           `json:"id"`
-	File    string           `json:"file"`
-	Lineno  int              `json:"lineno"`
-	Line    string           `json:"line"`
-	Match   bool             `json:"match"`
-	Host    *string          `json:"host"`
-	Options []map[string]any `json:"options"`
-	Desc    *string          `json:"desc"`
-	Extra   struct {
-		IP4 string `json:"ip4"`
-		IP6 string `json:"ip6"`
-	} `json:"extra"`
-}
+type f2bCase = corpus.Fail2banCase
 
-func (c *f2bCase) modes() []Mode {
+func modes(c *f2bCase) []Mode {
 	var ms []Mode
 	for _, o := range c.Options {
 		name, _ := o["mode"].(string)
@@ -46,29 +30,12 @@ func (c *f2bCase) modes() []Mode {
 
 func loadCases(t *testing.T) map[string]map[int]*f2bCase {
 	t.Helper()
-	f, err := os.Open(corpus.Path(t, "fail2ban-cases.jsonl"))
-	if err != nil {
-		t.Skipf("corpus: %v", err)
-	}
-	defer f.Close()
 	byFile := map[string]map[int]*f2bCase{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var c f2bCase
-		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-			t.Fatalf("fail2ban-cases.jsonl: %v", err)
-		}
-		if c.File != "sshd" && c.File != "sshd-journal" {
-			continue
-		}
+	for _, c := range corpus.Fail2banCases(t, "sshd", "sshd-journal") {
 		if byFile[c.File] == nil {
 			byFile[c.File] = map[int]*f2bCase{}
 		}
 		byFile[c.File][c.Lineno] = &c
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return byFile
 }
@@ -121,7 +88,7 @@ func TestFail2banCorpus(t *testing.T) {
 				t.Fatalf("%s:%d has no case in fail2ban-cases.jsonl", file, i+1)
 			}
 			seen++
-			for _, m := range c.modes() {
+			for _, m := range modes(c) {
 				var ev phalanx.Event
 				ok := parsers[m].Parse(line, &ev)
 				results[m][i+1] = outcome{ok, ev}

@@ -15,15 +15,7 @@ import (
 	"github.com/phalanx-defence/phalanx/parse/logline"
 )
 
-// f2bCase is one line of fail2ban-cases.jsonl.
-type f2bCase struct {
-	ID      string           `json:"id"`
-	File    string           `json:"file"`
-	Line    string           `json:"line"`
-	Match   bool             `json:"match"`
-	Host    *string          `json:"host"`
-	Options []map[string]any `json:"options"`
-}
+type f2bCase = corpus.Fail2banCase
 
 var f2bWebFiles = map[string]bool{
 	"nginx-botsearch": true, "nginx-http-auth": true, "nginx-limit-req": true, "apache-auth": true,
@@ -47,20 +39,9 @@ func f2bTested(opts []map[string]any) bool {
 // for its nginx and Apache filters: match == (Parse && Hostile), and the
 // same source address on every agreed match.
 func TestFail2banCorpus(t *testing.T) {
-	f, err := os.Open(corpus.Path(t, "fail2ban-cases.jsonl"))
-	if err != nil {
-		t.Skipf("corpus: %v", err)
-	}
-	defer f.Close()
 	p := New(phalanx.ServiceHTTP, &logline.Context{Year: 2024, Loc: time.UTC})
 	var total, agree int
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var c f2bCase
-		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-			t.Fatalf("fail2ban-cases.jsonl: %v", err)
-		}
+	for _, c := range corpus.Fail2banCases(t) {
 		if !f2bWebFiles[c.File] || !f2bTested(c.Options) {
 			continue
 		}
@@ -80,9 +61,6 @@ func TestFail2banCorpus(t *testing.T) {
 			}
 		}
 		agree++
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	if total == 0 {
 		t.Fatal("no web cases in the corpus")
