@@ -163,6 +163,7 @@ func (m *Member) handler() http.Handler {
 	mux.HandleFunc("POST /v1/ceasefire", m.postCeasefire)
 	mux.HandleFunc("DELETE /v1/ceasefire", m.deleteCeasefire)
 	mux.HandleFunc("POST /v1/drill", m.postDrill)
+	mux.HandleFunc("GET /v1/events", m.getEvents)
 	mux.Handle("GET /metrics", m.metricsHandler())
 	authed := m.auth(mux)
 	if len(m.mounts) > 0 {
