@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"github.com/phalanx-defence/phalanx/dashboard"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -50,6 +51,7 @@ func startAlliance(ctx context.Context, root string, cfg Config, authLog, access
 		// demo beside a real member, never collide.
 		m.SetAPIListen("127.0.0.1:0")
 		if i == 0 {
+			dashboard.Mount(m)
 			m.AddSource(file.Config{Paths: []string{authLog}, Hint: "sshd", FromStart: true})
 			m.AddSource(file.Config{Paths: []string{accessLog}, Hint: "nginx", FromStart: true})
 		}

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,13 +188,18 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	return s, nil
 }
 
-// dashboardLine says where to watch the demo from a browser or curl. The
-// dashboard comes with issue 5's dashboard work; until then it is member
-// 1's local API, which answers with its bearer token.
+// dashboardLine says where to watch the demo: member 1's dashboard, with
+// its API token in the URL's fragment (which browsers never send to the
+// server) so that one click opens a working page.
 func dashboardLine(apiAddr, dir string) string {
-	return fmt.Sprintf("dashboard: not yet (issue 5's dashboard work); member-1's API is http://%s/v1/decisions\n"+
-		"  curl -H \"Authorization: Bearer $(cat %s)\" http://%s/v1/decisions",
-		apiAddr, filepath.Join(dir, "api.token"), apiAddr)
+	tokenFile := filepath.Join(dir, "api.token")
+	tok, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return fmt.Sprintf("dashboard: http://%s/ (paste the token from %s)", apiAddr, tokenFile)
+	}
+	return fmt.Sprintf("dashboard: http://%s/#token=%s\n"+
+		"  or the API: curl -H \"Authorization: Bearer $(cat %s)\" http://%s/v1/decisions",
+		apiAddr, url.QueryEscape(strings.TrimSpace(string(tok))), tokenFile, apiAddr)
 }
 
 // play writes the waves and the background traffic until ctx ends, or,

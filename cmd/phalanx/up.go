@@ -20,6 +20,7 @@ import (
 	"github.com/phalanx-defence/phalanx"
 	"github.com/phalanx-defence/phalanx/bouncerapi"
 	"github.com/phalanx-defence/phalanx/config"
+	"github.com/phalanx-defence/phalanx/dashboard"
 	"github.com/phalanx-defence/phalanx/decisions"
 	"github.com/phalanx-defence/phalanx/detect"
 	"github.com/phalanx-defence/phalanx/enforce/nft"
@@ -311,6 +312,8 @@ func runMember(ctx context.Context, f *upFlags, log *slog.Logger) error {
 		return err
 	}
 	m.MountBouncerAPI(bouncerapi.New(m.Decisions(), keys, log).Handler())
+	// The dashboard's page at the API's address; its data calls need the token.
+	dashboard.Mount(m)
 	err = m.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		err = nil
