@@ -241,7 +241,7 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("after start, the API has ceasefires %+v, want %q", s.Ceasefires, cfID)
 	}
 
-	png := get(t, ctx, "screenshot", chromedp.FullScreenshot(90))
+	png := get(t, ctx, "screenshot", chromedp.FullScreenshot(100))
 	out := os.Getenv("PHALANX_ARTIFACTS")
 	if out == "" {
 		out = t.TempDir()

@@ -111,7 +111,7 @@
   function scheduleDecisions() {
     // A burst of changes becomes one reload.
     clearTimeout(decisionsTimer);
-    decisionsTimer = setTimeout(() => loadDecisions().catch(() => {}), 200);
+    decisionsTimer = setTimeout(() => { loadDecisions().catch(() => {}); loadMembers().catch(() => {}); }, 200);
   }
 
   function renderTop(list) {
