@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
+	"iter"
 	"net/netip"
 	"slices"
 	"sync"
@@ -104,14 +105,17 @@ const (
 // the set: treat them as read-only.
 //
 // Lookup is on the hot path of every enforcer (one per request), writes
-// are rare, so reads take no lock: they use snap, an immutable bart table
+// are rare, so reads take no lock: they use snap, an immutable bart.Fast
+// table (about a quarter faster to search than bart.Table, for about a
+// third more memory: some 105 MB against 77 MB at a million decisions)
 // replaced on every write by a copy-on-write update (InsertPersist,
 // DeletePersist). Those cost tens of microseconds each at a million
 // decisions, so a burst of writes (a member starting up, a large
 // blocklist) instead drops the snapshot: lookups fall back to table, the
-// mutable copy, under mu, and the snapshot is rebuilt by one Clone once
-// the writes pause. Writers hold wmu throughout, so a rebuild excludes
-// writers without making readers of table wait.
+// mutable copy (a bart.Table, the compact layout), under mu, and the
+// snapshot is rebuilt from it in one pass once the writes pause (or by
+// Settle). Writers hold wmu throughout, so a rebuild excludes writers
+// without making readers of table wait.
 //
 // With the system clock, Lookup does not read the clock (it costs more
 // than the lookup itself on virtual machines): stale is set by a timer at
@@ -126,8 +130,8 @@ type Set struct {
 	clock phalanx.Clock
 	sys   bool // clock is the system clock: expiry is timer driven
 
-	snap  atomic.Pointer[bart.Table[*record]] // nil while rebuilding
-	stale atomic.Bool                         // a decision may have run out
+	snap  atomic.Pointer[bart.Fast[*record]] // nil while rebuilding
+	stale atomic.Bool                        // a decision may have run out
 
 	wmu sync.Mutex // held by writers and by rebuild; taken before mu
 
@@ -157,7 +161,7 @@ func New(clock phalanx.Clock) *Set {
 	case phalanx.SystemClock, *phalanx.SystemClock:
 		s.sys = true
 	}
-	s.snap.Store(new(bart.Table[*record]))
+	s.snap.Store(new(bart.Fast[*record]))
 	return s
 }
 
@@ -175,12 +179,12 @@ func (s *Set) unlock() {
 // put stores r in both tables. Under lock.
 func (s *Set) put(r *record) {
 	s.table.Insert(r.d.Value, r)
-	s.update(func(t *bart.Table[*record]) *bart.Table[*record] { return t.InsertPersist(r.d.Value, r) })
+	s.update(func(t *bart.Fast[*record]) *bart.Fast[*record] { return t.InsertPersist(r.d.Value, r) })
 }
 
 // update applies a write to the snapshot, or drops the snapshot when
 // writes come faster than copy-on-write is worth. Under lock.
-func (s *Set) update(persist func(*bart.Table[*record]) *bart.Table[*record]) {
+func (s *Set) update(persist func(*bart.Fast[*record]) *bart.Fast[*record]) {
 	now := time.Now()
 	s.lastWrite = now
 	s.tokens = min(persistBurst, s.tokens+now.Sub(s.refilled).Seconds()*persistRate)
@@ -203,7 +207,7 @@ func (s *Set) update(persist func(*bart.Table[*record]) *bart.Table[*record]) {
 }
 
 // rebuildSnap publishes a fresh snapshot once writes pause (or have gone
-// on for rebuildMax). It holds only wmu: the clone reads table while
+// on for rebuildMax). It holds only wmu: the copy reads table while
 // readers may too, and no writer can change it meanwhile.
 func (s *Set) rebuildSnap() {
 	s.wmu.Lock()
@@ -220,9 +224,25 @@ func (s *Set) rebuildLocked(force bool) {
 		s.rebuild.Reset(rebuildQuiet - quiet)
 		return
 	}
-	s.snap.Store(s.table.Clone())
+	t := new(bart.Fast[*record])
+	for p, r := range s.table.All() {
+		t.Insert(p, r)
+	}
+	s.snap.Store(t)
 	s.tokens = persistBurst
 	s.refilled = time.Now()
+}
+
+// Settle publishes the lock-free snapshot now if a burst of writes has
+// dropped it, instead of when the writes pause (at most a second later).
+// It blocks writers, not readers, while it copies the set: about half a
+// second at a million decisions. Lookups are correct either way, only
+// slower without the snapshot; call it after a bulk load, or before
+// measuring them.
+func (s *Set) Settle() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.rebuildLocked(true)
 }
 
 // arm keeps stale and its timer in step with the earliest expiry. Under
@@ -390,7 +410,7 @@ func (s *Set) pushExpiry(r *record) {
 func (s *Set) remove(r *record) {
 	delete(s.byValue, r.d.Value)
 	s.table.Delete(r.d.Value)
-	s.update(func(t *bart.Table[*record]) *bart.Table[*record] { return t.DeletePersist(r.d.Value) })
+	s.update(func(t *bart.Fast[*record]) *bart.Fast[*record] { return t.DeletePersist(r.d.Value) })
 }
 
 // Delete removes the decision for p (an address is its full-length
@@ -437,9 +457,14 @@ func (s *Set) Lookup(a netip.Addr) (phalanx.Decision, bool) {
 	return inForce(&s.table, a, r, now)
 }
 
+// supernets is what inForce needs of a table: bart.Table or bart.Fast.
+type supernets interface {
+	Supernets(netip.Prefix) iter.Seq2[netip.Prefix, *record]
+}
+
 // inForce returns r, the most specific decision for a in t, if it is in
 // force at now, else the most specific one that is.
-func inForce(t *bart.Table[*record], a netip.Addr, r *record, now time.Time) (phalanx.Decision, bool) {
+func inForce[T supernets](t T, a netip.Addr, r *record, now time.Time) (phalanx.Decision, bool) {
 	if r.until.After(now) {
 		return r.d, true
 	}

@@ -383,11 +383,7 @@ func BenchmarkFill(b *testing.B) {
 
 // settle publishes the lock-free snapshot now, as the set would do by
 // itself once writes quiet down.
-func settle(s *Set) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	s.rebuildLocked(true)
-}
+func settle(s *Set) { s.Settle() }
 
 // TestSnapshot checks lookups through a burst of writes that drops the
 // lock-free snapshot, and after it is rebuilt.
