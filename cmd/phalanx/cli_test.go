@@ -153,3 +153,16 @@ scenarios:
 		t.Errorf("a rule without a source capture must fail with file:line, got %v", err)
 	}
 }
+
+func TestParseEnforce(t *testing.T) {
+	e, err := parseEnforce([]string{"nft", "http"}) // --enforce nft,http, split by the flag
+	if err != nil || !e.nft || !e.http {
+		t.Errorf("nft,http: %+v, %v", e, err)
+	}
+	if _, err := parseEnforce([]string{"iptables"}); err == nil || !strings.Contains(err.Error(), "nft") {
+		t.Errorf("iptables: %v", err)
+	}
+	if _, err := runCLI(t, "", "up", "--enforce", "http", "--source", "-"); err == nil || !strings.Contains(err.Error(), "alliance member") {
+		t.Errorf("--enforce http without a member: %v", err)
+	}
+}

@@ -118,6 +118,18 @@ func runGuard(ctx context.Context, s guardSetup, log *slog.Logger) error {
 	if err := mirrorOnce(ctx, s.source, set); err != nil {
 		return err
 	}
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return set.Run(ctx) })
+	eg.Go(func() error { return mirror(ctx, s.source, set, log) })
+	eg.Go(func() error { return serveGuard(ctx, set, s, log) })
+	return eg.Wait()
+}
+
+// serveGuard serves the guard in front of s.upstream (or as a forward-auth
+// endpoint) on s.listen, judging by set, until ctx ends. `phalanx guard`
+// feeds it a mirror of a running member's decisions; `phalanx up --enforce
+// http` the member's own decision set.
+func serveGuard(ctx context.Context, set httpguard.Lookup, s guardSetup, log *slog.Logger) error {
 	guard := httpguard.New(set, s.cfg, log)
 	mux := http.NewServeMux()
 	mux.Handle("/.phalanx/auth", guard.ForwardAuth())
@@ -135,11 +147,8 @@ func runGuard(ctx context.Context, s guardSetup, log *slog.Logger) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("guard listening", "addr", ln.Addr().String(), "upstream", s.upstream, "decisions", set.Len())
-
+	log.Info("guard listening", "addr", ln.Addr().String(), "upstream", s.upstream)
 	eg, ctx := errgroup.WithContext(ctx)
-	eg.Go(func() error { return set.Run(ctx) })
-	eg.Go(func() error { return mirror(ctx, s.source, set, log) })
 	eg.Go(func() error {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

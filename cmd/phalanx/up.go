@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,12 +39,15 @@ import (
 )
 
 type upFlags struct {
-	enforce   []string
-	api       string
-	config    string
-	data      string
-	sources   []string
-	fromStart bool
+	enforce       []string
+	guardListen   string
+	guardUpstream string
+	trusted       []string
+	api           string
+	config        string
+	data          string
+	sources       []string
+	fromStart     bool
 }
 
 func newUpCmd(g *globalFlags) *cobra.Command {
@@ -112,6 +116,9 @@ data directory (--data, default /var/lib/phalanx).`,
 			if err != nil {
 				return err
 			}
+			if enf.http {
+				return errors.New("--enforce http needs an alliance member's data directory (phalanx alliance init --data DIR, then phalanx up --data DIR --enforce http); without one, run the guard as Go middleware (enforce/httpguard)")
+			}
 			cfg.EnforceNFT = cfg.EnforceNFT || enf.nft
 			return runUp(cmd.Context(), cfg, stdin, log)
 		},
@@ -120,7 +127,10 @@ data directory (--data, default /var/lib/phalanx).`,
 	cmd.Flags().StringVar(&f.data, "data", "", "data directory for state (default /var/lib/phalanx)")
 	cmd.Flags().StringSliceVar(&f.sources, "source", nil, "a log file or glob to follow (repeatable; - for standard input); replaces the discovered files")
 	cmd.Flags().BoolVar(&f.fromStart, "from-start", false, "read --source files seen for the first time from their start, not their end")
-	cmd.Flags().StringSliceVar(&f.enforce, "enforce", nil, "enforce decisions: nft (an nftables table of phalanx's own; needs root). The HTTP guard runs as 'phalanx guard'")
+	cmd.Flags().StringSliceVar(&f.enforce, "enforce", nil, "enforce decisions: nft (an nftables table of phalanx's own; needs root), http (the HTTP guard on --guard-listen; alliance members)")
+	cmd.Flags().StringVar(&f.guardListen, "guard-listen", "127.0.0.1:8081", "with --enforce http: where the guard listens")
+	cmd.Flags().StringVar(&f.guardUpstream, "guard-upstream", "", "with --enforce http: the application to proxy to; without it the guard answers forward-auth sub-requests (nginx auth_request, Traefik forwardAuth, Caddy forward_auth)")
+	cmd.Flags().StringSliceVar(&f.trusted, "trusted-proxy", nil, "with --enforce http: a proxy whose X-Forwarded-For is believed (address or CIDR, repeatable)")
 	cmd.Flags().StringVar(&f.api, "api", "", "alliance members: the local API's address (default 127.0.0.1, any free port; written to DIR/api.addr)")
 	return cmd
 }
@@ -305,6 +315,13 @@ func runMember(ctx context.Context, f *upFlags, log *slog.Logger) error {
 	if enf.nft {
 		m.AddRunner(func(ctx context.Context) error { return runNFT(ctx, m.Never(), m.Decisions(), log) })
 	}
+	if enf.http {
+		setup, err := f.guardSetup()
+		if err != nil {
+			return err
+		}
+		m.AddRunner(func(ctx context.Context) error { return serveGuard(ctx, m.Decisions(), setup, log) })
+	}
 	// Existing CrowdSec bouncers pull from the member's local API with the
 	// keys 'phalanx bouncers add' made.
 	keys, err := bouncerapi.OpenKeys(filepath.Join(f.data, "bouncers.json"))
@@ -322,7 +339,7 @@ func runMember(ctx context.Context, f *upFlags, log *slog.Logger) error {
 }
 
 // enforcers says which enforcers `--enforce` asked for.
-type enforcers struct{ nft bool }
+type enforcers struct{ nft, http bool }
 
 func parseEnforce(vals []string) (enforcers, error) {
 	var e enforcers
@@ -331,10 +348,10 @@ func parseEnforce(vals []string) (enforcers, error) {
 		case "nft", "nftables":
 			e.nft = true
 		case "http", "guard":
-			return e, errors.New("--enforce http: the HTTP guard runs as its own process in front of your app: phalanx guard --data DIR --listen HOST:PORT --upstream URL (or as Go middleware, see enforce/httpguard)")
+			e.http = true
 		case "":
 		default:
-			return e, fmt.Errorf("--enforce %q: use nft", v)
+			return e, fmt.Errorf("--enforce %q: use nft, http or both (nft,http)", v)
 		}
 	}
 	return e, nil
@@ -390,4 +407,30 @@ once instead of expiring by themselves. Run it when uninstalling.`,
 			return nil
 		},
 	}
+}
+
+// guardSetup builds the HTTP guard's settings from the --guard flags; the
+// challenge key is the member's DIR/guard.secret, as for 'phalanx guard'.
+func (f *upFlags) guardSetup() (guardSetup, error) {
+	s := guardSetup{listen: f.guardListen}
+	if f.guardUpstream != "" {
+		u, err := url.Parse(f.guardUpstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return s, fmt.Errorf("--guard-upstream %q: give a URL such as http://127.0.0.1:3000", f.guardUpstream)
+		}
+		s.upstream = u
+	}
+	for _, t := range f.trusted {
+		p, err := phalanx.ParsePrefixOrAddr(t)
+		if err != nil {
+			return s, fmt.Errorf("--trusted-proxy %q: %w", t, err)
+		}
+		s.cfg.TrustedProxies = append(s.cfg.TrustedProxies, p)
+	}
+	secret, err := guardSecret(f.data)
+	if err != nil {
+		return s, err
+	}
+	s.cfg.Secret = secret
+	return s, nil
 }
