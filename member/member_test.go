@@ -142,6 +142,9 @@ func TestAllianceOfTwo(t *testing.T) {
 	}
 	waitFor(t, changes, decisions.Added, value)
 	t.Logf("manual decision on member 1 in force at member 2 after %v", time.Since(began))
+	// Each member applies the ledger on its own: member 1 may be a moment
+	// behind member 2.
+	waitFor(t, changes1, decisions.Added, value)
 
 	list, err := c1.Decisions(ctx)
 	if err != nil {
