@@ -79,6 +79,7 @@ type Source struct {
 	warned   map[string]bool // paths whose open failure was logged, bounded by the glob matches
 	dirty    bool
 	lastSave time.Time
+	lastSync time.Time // last fsync of the offsets file
 	buf      []byte
 
 	retireGrace time.Duration // defaultRetireGrace; shorter in tests
@@ -156,13 +157,12 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Line) error {
 		if s.onPoll != nil {
 			s.onPoll()
 		}
-		// A write wakes a poll at once, so under a busy log polls are
-		// frequent: offsets are saved at most every saveEvery, and always
-		// when Run ends.
-		if err != nil || time.Since(s.lastSave) >= saveEvery {
-			if serr := s.save(); serr != nil {
-				return serr
-			}
+		// Offsets are written after every poll that read something, so
+		// that a kill -9 right after a burst does not read it again on
+		// restart (a write to the page cache survives the process); they
+		// are fsynced at most every saveEvery, against a power loss.
+		if serr := s.save(); serr != nil {
+			return serr
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -179,7 +179,7 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Line) error {
 	}
 }
 
-// saveEvery bounds how often offsets are written while lines flow.
+// saveEvery bounds how often the offsets file is fsynced while lines flow.
 const saveEvery = time.Second
 
 // watch asks the kernel (inotify) to say when the followed files'
@@ -550,9 +550,13 @@ func (s *Source) save() error {
 	for _, t := range s.retired {
 		s.record(t, now)
 	}
-	if err := saveState(s.stateDir, s.state, now); err != nil {
+	durable := now.Sub(s.lastSync) >= saveEvery
+	if err := saveState(s.stateDir, s.state, now, durable); err != nil {
 		return err
 	}
 	s.dirty, s.lastSave = false, now
+	if durable {
+		s.lastSync = now
+	}
 	return nil
 }

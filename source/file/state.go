@@ -79,7 +79,7 @@ func loadState(dir string) (map[fileID]*entry, error) {
 
 // saveState writes the offsets atomically: a crash leaves either the old
 // or the new file, never a torn one.
-func saveState(dir string, m map[fileID]*entry, now time.Time) error {
+func saveState(dir string, m map[fileID]*entry, now time.Time, durable bool) error {
 	if dir == "" {
 		return nil
 	}
@@ -103,13 +103,16 @@ func saveState(dir string, m map[fileID]*entry, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("source/file: encode offsets: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(dir, stateName), b); err != nil {
+	if err := writeAtomic(filepath.Join(dir, stateName), b, durable); err != nil {
 		return fmt.Errorf("source/file: save offsets: %w", err)
 	}
 	return nil
 }
 
-func writeAtomic(path string, b []byte) error {
+// writeAtomic replaces path with b by a rename, so a reader never sees half
+// a file; durable also fsyncs it first, so that it survives a power loss
+// and not only a crash of the process.
+func writeAtomic(path string, b []byte, durable bool) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
@@ -119,9 +122,11 @@ func writeAtomic(path string, b []byte) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
