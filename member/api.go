@@ -207,17 +207,30 @@ func (m *Member) Mount(pattern string, h http.Handler) {
 // on the member's local API address. Call before Run.
 func (m *Member) MountBouncerAPI(h http.Handler) { m.bouncers = h }
 
-// auth requires the admin token on every route: decisions and members are
-// not for whoever else runs code on the machine.
+// auth requires a token on every route: decisions and members are not for
+// whoever else runs code on the machine. The admin token (api.token) may do
+// everything; the read-only token (api.readonly) only reads — GET and HEAD.
 func (m *Member) auth(next http.Handler) http.Handler {
 	want := []byte("Bearer " + m.token)
+	var wantRO []byte
+	if m.roToken != "" {
+		wantRO = []byte("Bearer " + m.roToken)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
 		if h == "" {
 			writeJSON(w, http.StatusUnauthorized, apiError{"missing Authorization: Bearer <token> (the token is in the data directory's api.token)"})
 			return
 		}
-		if subtle.ConstantTimeCompare([]byte(h), want) != 1 {
+		admin := subtle.ConstantTimeCompare([]byte(h), want) == 1
+		readOnly := wantRO != nil && subtle.ConstantTimeCompare([]byte(h), wantRO) == 1
+		switch {
+		case admin:
+		case readOnly && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		case readOnly:
+			writeJSON(w, http.StatusForbidden, apiError{"read-only token: writes need the admin token in api.token"})
+			return
+		default:
 			writeJSON(w, http.StatusForbidden, apiError{"wrong token"})
 			return
 		}

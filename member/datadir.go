@@ -33,6 +33,7 @@ const (
 	fileSnapshot = "fold.snap"
 	fileAPIAddr  = "api.addr"
 	fileAPIToken = "api.token"
+	fileAPIRead  = "api.readonly"
 	dirState     = "state"
 	dirNATS      = "nats"
 )
@@ -314,7 +315,54 @@ func writeMember(dir string, id ledger.Identity, genesis ledger.Envelope, chain 
 	if err := writeFile(filepath.Join(dir, fileAPIToken), []byte(randomHex(32)+"\n"), 0o600); err != nil {
 		return err
 	}
+	if err := writeFile(filepath.Join(dir, fileAPIRead), []byte(randomHex(32)+"\n"), 0o600); err != nil {
+		return err
+	}
 	return writeConfig(dir, cfg)
+}
+
+// readOnlyToken reads the read-only API token of the member in dir,
+// creating api.readonly (0600) for a data directory made before
+// read-only tokens existed.
+func readOnlyToken(dir string) (string, error) {
+	path := filepath.Join(dir, fileAPIRead)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		b = []byte(randomHex(32) + "\n")
+		err = writeFile(path, b, 0o600)
+	}
+	if err != nil {
+		return "", fmt.Errorf("member: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("member: %s is empty", path)
+	}
+	return tok, nil
+}
+
+// APIToken returns the local API's admin token (api.token) of the member
+// in dir or, with readOnly, its read-only token (api.readonly): the one to
+// give a dashboard viewer or a metrics scraper, good for GET routes only.
+func APIToken(dir string, readOnly bool) (string, error) {
+	name := fileAPIToken
+	if readOnly {
+		name = fileAPIRead
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if errors.Is(err, os.ErrNotExist) && readOnly {
+		if _, serr := os.Stat(filepath.Join(dir, fileAPIToken)); serr == nil {
+			return "", fmt.Errorf("member: %s has no %s yet: it predates read-only tokens; start `phalanx up --data %s` once to create it", dir, fileAPIRead, dir)
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("member: %w (is %s a member's data directory?)", err, dir)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("member: %s in %s is empty", name, dir)
+	}
+	return tok, nil
 }
 
 // Invite issues a one-line invitation to the alliance of the member in

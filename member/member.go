@@ -50,6 +50,7 @@ type Member struct {
 	genesis  ledger.Envelope
 	alliance string
 	token    string
+	roToken  string // api.readonly: GET routes only
 	clock    phalanx.Clock
 	ds       *decisions.Set
 	sources  []file.Config
@@ -120,13 +121,17 @@ func Open(dir string, log *slog.Logger) (*Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("member: %w", err)
 	}
+	roTok, err := readOnlyToken(abs)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.API == "" {
 		cfg.API = DefaultAPIListen
 	}
 	clock := phalanx.SystemClock{}
 	return &Member{
 		dir: abs, log: log.With("member", id.ID), cfg: cfg, id: id, genesis: genesis,
-		alliance: cfg.Alliance, token: strings.TrimSpace(string(tok)), clock: clock,
+		alliance: cfg.Alliance, token: strings.TrimSpace(string(tok)), roToken: roTok, clock: clock,
 		ds: decisions.New(clock), sources: cfg.Sources, api: cfg.API, chain: chain,
 		out: make(chan outgoing, outboxSize), ready: make(chan struct{}),
 		drills: make(map[string]chan struct{}), sightingEvery: sightingEvery,

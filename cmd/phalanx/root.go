@@ -64,6 +64,7 @@ then run it live with 'phalanx up'.`,
 		newAllianceCmd(g), newDownCmd(), newDecisionsCmd(), newBouncersCmd(), newCharterCmd(), newCeasefireCmd(), newDrillCmd(), newLedgerCmd(g),
 		newGuardCmd(g), newStatusCmd(), newInitCmd(), newVersionCmd())
 	root.AddCommand(newDemoCmd(g))
+	root.AddCommand(newAPICmd())
 	return root
 }
 
