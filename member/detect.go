@@ -70,7 +70,11 @@ func (m *Member) detect(ctx context.Context) error {
 		sources = append(sources, s)
 	}
 
-	emit := func(d phalanx.Decision) {
+	// Decisions are taken while the loop holds the metrics lock, and
+	// published after it lets go: publishing may wait on a full outbox.
+	var pending []phalanx.Decision
+	emit := func(d phalanx.Decision) { pending = append(pending, d) }
+	decide := func(d phalanx.Decision) {
 		d.Origin = phalanx.OriginLocal
 		m.ds.Add(d)
 		m.log.Info("decision", "value", d.ValueString(), "type", d.Type, "scenario", d.Scenario,
@@ -95,6 +99,10 @@ func (m *Member) detect(ctx context.Context) error {
 		pipelines[hint] = p
 		return p, nil
 	}
+	det := &m.stats.det
+	det.mu.Lock()
+	det.engine = engine
+	det.mu.Unlock()
 	lines := make(chan source.Line, 4096)
 	g, ctx := errgroup.WithContext(ctx)
 	for _, s := range sources {
@@ -120,11 +128,20 @@ func (m *Member) detect(ctx context.Context) error {
 					}
 				}
 			case l := <-lines:
+				det.mu.Lock()
 				p, err := pipelineFor(l.Hint)
 				if err != nil {
+					det.mu.Unlock()
 					return fmt.Errorf("member: source %s: %w", l.Origin, err)
 				}
-				if ev, ok := p.Line(l.Text); ok && ev.Hostile() {
+				ev, ok := p.Line(l.Text)
+				det.line(l.Origin, l.Truncated, ok, ev.Kind)
+				det.mu.Unlock()
+				for _, d := range pending {
+					decide(d)
+				}
+				pending = pending[:0]
+				if ok && ev.Hostile() {
 					sightings.add(ev.Source.Unmap(), sightingScenario(ev.Service), m.clock.Now())
 				}
 			}

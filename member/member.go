@@ -72,6 +72,8 @@ type Member struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
+	stats *stats // counters for /metrics
+
 	drillMu sync.Mutex
 	drills  map[string]chan struct{} // drill ID → signalled on each ack of it
 }
@@ -135,6 +137,7 @@ func Open(dir string, log *slog.Logger) (*Member, error) {
 		ds: decisions.New(clock), sources: cfg.Sources, api: cfg.API, chain: chain,
 		out: make(chan outgoing, outboxSize), ready: make(chan struct{}),
 		drills: make(map[string]chan struct{}), sightingEvery: sightingEvery,
+		stats: newStats(),
 	}, nil
 }
 
@@ -293,11 +296,15 @@ func (m *Member) apply(ctx context.Context, msg natsbus.Message) error {
 			m.ds.Delete(c.Decision.Value)
 		}
 	}
+	if out.Accepted && env.Kind == ledger.KindDrillAck {
+		m.observeDrillAck(env)
+	}
 	m.mu.Unlock()
 	if !out.Accepted {
 		m.log.Warn("ledger: envelope rejected", "seq", msg.Seq, "kind", env.Kind, "author", env.Author, "reason", out.Reason)
 		return nil
 	}
+	m.stats.countReceived(env.Kind)
 	switch env.Kind {
 	case ledger.KindCeasefire, ledger.KindCeasefireEnd:
 		m.reconcile()
@@ -418,6 +425,8 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 		}
 		if err != nil {
 			p.err = fmt.Errorf("member: publish %s: %w", o.kind, err)
+		} else {
+			m.stats.countSent(o.kind)
 		}
 		if o.done != nil {
 			o.done <- p
