@@ -82,8 +82,13 @@ func runParse(cmd *cobra.Command, f *parseFlags, files []string) error {
 	counts := map[countKey]int{}
 	var matched, missed int
 	start := time.Now()
+	var prog *progress // not with -o json: that output is for a pipe
+	if f.output != "json" {
+		prog = newProgress(cmd.ErrOrStderr(), files)
+	}
+	defer prog.done()
 	for _, name := range files {
-		r, err := openInput(name, cmd.InOrStdin())
+		r, err := prog.open(name, cmd.InOrStdin())
 		if err != nil {
 			return err
 		}
@@ -94,6 +99,7 @@ func runParse(cmd *cobra.Command, f *parseFlags, files []string) error {
 		}
 		_, err = ingest.ScanLines(r, func(line string) {
 			n++
+			prog.line()
 			ev, ok := p.Line(line)
 			hostile := ok && ev.Failure()
 			if f.output == "json" {
@@ -125,6 +131,7 @@ func runParse(cmd *cobra.Command, f *parseFlags, files []string) error {
 			return fmt.Errorf("read %s: %w", name, err)
 		}
 	}
+	prog.done()
 	if f.output != "json" {
 		printParseSummary(w, p.Stats(), matched, missed, counts, time.Since(start))
 	}

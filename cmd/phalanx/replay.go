@@ -119,12 +119,14 @@ func runReplay(cmd *cobra.Command, f *replayFlags, files []string) error {
 	p := ingest.New(parser, engine, emit)
 	start := time.Now()
 	truncated := 0
+	prog := newProgress(cmd.ErrOrStderr(), files)
+	defer prog.done()
 	for _, name := range files {
-		r, err := openInput(name, cmd.InOrStdin())
+		r, err := prog.open(name, cmd.InOrStdin())
 		if err != nil {
 			return err
 		}
-		n, err := ingest.ScanLines(r, func(line string) { p.Line(line) })
+		n, err := ingest.ScanLines(r, func(line string) { prog.line(); p.Line(line) })
 		r.Close()
 		truncated += n
 		if err != nil {
@@ -132,6 +134,7 @@ func runReplay(cmd *cobra.Command, f *replayFlags, files []string) error {
 		}
 	}
 	elapsed := time.Since(start)
+	prog.done()
 	if format == "table" {
 		printDecisionTable(w, decided)
 		printReplaySummary(w, p.Stats(), engine.Stats(), decided, truncated, elapsed)
