@@ -18,6 +18,13 @@ import (
 // openInput opens a log file for reading: "-" is standard input and a
 // ".gz" file (a rotated log) is decompressed on the fly.
 func openInput(path string, stdin io.Reader) (io.ReadCloser, error) {
+	return openInputCounted(path, stdin, nil)
+}
+
+// openInputCounted is openInput with the file's bytes, as stored (before
+// decompression), seen by count when it is not nil: the progress line
+// compares them with the size on disk.
+func openInputCounted(path string, stdin io.Reader, count func(io.Reader) io.Reader) (io.ReadCloser, error) {
 	if path == "-" {
 		return io.NopCloser(stdin), nil
 	}
@@ -25,18 +32,22 @@ func openInput(path string, stdin io.Reader) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
-	if !strings.HasSuffix(path, ".gz") {
-		return f, nil
+	var r io.Reader = f
+	if count != nil {
+		r = count(f)
 	}
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: not a gzip file: %w", path, err)
+	if strings.HasSuffix(path, ".gz") {
+		z, err := gzip.NewReader(r)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: not a gzip file: %w", path, err)
+		}
+		r = z
 	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{z, f}, nil
+	}{r, f}, nil
 }
 
 // parserFlags are the flags that choose how lines are parsed.

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"compress/gzip"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/term"
@@ -68,29 +66,10 @@ func newProgress(stderr io.Writer, files []string) *progress {
 // open is openInput counting the bytes read from the file (before
 // decompression, to compare with the size on disk).
 func (p *progress) open(path string, stdin io.Reader) (io.ReadCloser, error) {
-	if p == nil || path == "-" {
+	if p == nil {
 		return openInput(path, stdin)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
-	}
-	counted := &countingReader{r: f, p: p}
-	if !strings.HasSuffix(path, ".gz") {
-		return struct {
-			io.Reader
-			io.Closer
-		}{counted, f}, nil
-	}
-	z, err := gzip.NewReader(counted)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: not a gzip file: %w", path, err)
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{z, f}, nil
+	return openInputCounted(path, stdin, func(r io.Reader) io.Reader { return &countingReader{r: r, p: p} })
 }
 
 // line counts one scanned line.
