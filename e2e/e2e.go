@@ -54,15 +54,31 @@ func Binary(t testing.TB) string {
 // Run runs a phalanx command to completion and returns its standard output.
 func Run(t testing.TB, args ...string) string {
 	t.Helper()
+	return RunIn(t, "", args...)
+}
+
+// RunIn is Run inside network namespace ns ("" for the test's own).
+func RunIn(t testing.TB, ns string, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Binary(t), args...)
+	cmd := command(ctx, t, ns, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("phalanx %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		t.Fatalf("phalanx %s (netns %q): %v\n%s", strings.Join(args, " "), ns, err, stderr.String())
 	}
 	return stdout.String()
+}
+
+// command is the phalanx binary with args, run through `ip netns exec ns`
+// when ns is not "". `ip netns exec` execs the command in its own place,
+// so a SIGKILL reaches phalanx itself.
+func command(ctx context.Context, t testing.TB, ns string, args ...string) *exec.Cmd {
+	if ns == "" {
+		return exec.CommandContext(ctx, Binary(t), args...)
+	}
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, Binary(t)}, args...)...)
 }
 
 // Process is a long-running phalanx command (`up`).
@@ -87,8 +103,14 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // Start starts a phalanx command and stops it (SIGKILL) when the test ends.
 func Start(t testing.TB, args ...string) *Process {
 	t.Helper()
+	return StartIn(t, "", args...)
+}
+
+// StartIn is Start inside network namespace ns ("" for the test's own).
+func StartIn(t testing.TB, ns string, args ...string) *Process {
+	t.Helper()
 	p := &Process{done: make(chan error, 1), log: &bytes.Buffer{}, mu: &sync.Mutex{}}
-	p.cmd = exec.Command(Binary(t), args...)
+	p.cmd = command(context.Background(), t, ns, args...)
 	p.cmd.Stdout = lockedWriter{p.mu, p.log}
 	p.cmd.Stderr = lockedWriter{p.mu, p.log}
 	if err := p.cmd.Start(); err != nil {
@@ -157,7 +179,13 @@ type Decision struct {
 // answer yet.
 func Decisions(t testing.TB, data string) []Decision {
 	t.Helper()
-	cmd := exec.Command(Binary(t), "decisions", "list", "--data", data, "-o", "json")
+	return DecisionsIn(t, "", data)
+}
+
+// DecisionsIn is Decisions for a member inside network namespace ns.
+func DecisionsIn(t testing.TB, ns, data string) []Decision {
+	t.Helper()
+	cmd := command(context.Background(), t, ns, "decisions", "list", "--data", data, "-o", "json")
 	out, err := cmd.Output()
 	if err != nil {
 		return nil

@@ -1,141 +1,30 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/phalanx-defence/phalanx/internal/netnstest"
 )
-
-// The helpers below copy enforce/nft's test approach: throwaway network
-// namespaces joined by a veth pair, and goroutines on locked OS threads
-// that enter one of them. Nothing here touches the host's namespace or
-// firewall: every phalanx process and every nft call runs through
-// `ip netns exec`.
 
 func needNetns(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: real processes in network namespaces")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("enforcement end-to-end test needs root: it creates network namespaces")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("enforcement end-to-end test needs %s: %v", tool, err)
-		}
-	}
-}
-
-func sh(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	netnstest.Need(t, "enforcement end-to-end test", "ip", "nft")
 }
 
 func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// newNetns creates a namespace with its loopback up, deleted when the test
-// ends.
-func newNetns(t *testing.T, role string) string {
-	t.Helper()
-	name := "phx-e2e-" + role + "-" + randHex(4)
-	sh(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	sh(t, "ip", "-n", name, "link", "set", "lo", "up")
-	return name
-}
-
-// enterNetns runs f on a thread that enters ns and dies with its
-// goroutine, so no other goroutine ever runs in ns by accident.
-func enterNetns(t *testing.T, ns string, f func()) {
-	t.Helper()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with us
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		f()
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-}
-
-// nsRun runs a phalanx command inside ns to completion.
-func nsRun(t *testing.T, ns string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, Binary(t)}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("phalanx %s (in %s): %v\n%s", strings.Join(args, " "), ns, err, stderr.String())
-	}
-	return stdout.String()
-}
-
-// nsStart starts a phalanx command inside ns. `ip netns exec` execs the
-// command in its own place, so Kill's SIGKILL reaches phalanx itself.
-func nsStart(t *testing.T, ns string, args ...string) *Process {
-	t.Helper()
-	p := &Process{done: make(chan error, 1), log: &bytes.Buffer{}, mu: &sync.Mutex{}}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, Binary(t)}, args...)...)
-	p.cmd.Stdout = lockedWriter{p.mu, p.log}
-	p.cmd.Stderr = lockedWriter{p.mu, p.log}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.Kill()
-		if t.Failed() {
-			t.Logf("phalanx %s output:\n%s", strings.Join(args, " "), p.Output())
-		}
-	})
-	return p
-}
-
-// nsDecisions lists a member's decisions through its local API inside
-// ns, or nil if it does not answer yet.
-func nsDecisions(t *testing.T, ns, data string) []Decision {
-	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", ns, Binary(t), "decisions", "list", "--data", data, "-o", "json").Output()
-	if err != nil {
-		return nil
-	}
-	var ds []Decision
-	if err := json.Unmarshal(out, &ds); err != nil {
-		t.Fatalf("decisions list -o json: %v\n%s", err, out)
-	}
-	return ds
 }
 
 // TestEnforcementInNetns: a client namespace reaches a TCP service in a
@@ -147,22 +36,22 @@ func nsDecisions(t *testing.T, ns, data string) []Decision {
 func TestEnforcementInNetns(t *testing.T) {
 	needNetns(t)
 	start := time.Now()
-	server, client := newNetns(t, "srv"), newNetns(t, "cli")
+	server, client := netnstest.New(t, "phx-e2e-srv-"), netnstest.New(t, "phx-e2e-cli-")
 	veth := "phx" + randHex(4)
-	sh(t, "ip", "link", "add", veth+"a", "netns", server, "type", "veth", "peer", "name", veth+"b", "netns", client)
+	netnstest.Run(t, "ip", "link", "add", veth+"a", "netns", server, "type", "veth", "peer", "name", veth+"b", "netns", client)
 	b := make([]byte, 2)
 	_, _ = rand.Read(b)
 	net3 := fmt.Sprintf("10.%d.%d.", 100+int(b[0])%100, b[1]&0xfc)
 	serverIP, clientIP := net3+"1", net3+"2"
-	sh(t, "ip", "-n", server, "addr", "add", serverIP+"/30", "dev", veth+"a")
-	sh(t, "ip", "-n", client, "addr", "add", clientIP+"/30", "dev", veth+"b")
-	sh(t, "ip", "-n", server, "link", "set", veth+"a", "up")
-	sh(t, "ip", "-n", client, "link", "set", veth+"b", "up")
+	netnstest.Run(t, "ip", "-n", server, "addr", "add", serverIP+"/30", "dev", veth+"a")
+	netnstest.Run(t, "ip", "-n", client, "addr", "add", clientIP+"/30", "dev", veth+"b")
+	netnstest.Run(t, "ip", "-n", server, "link", "set", veth+"a", "up")
+	netnstest.Run(t, "ip", "-n", client, "link", "set", veth+"b", "up")
 	// Another table, made before phalanx: `down` must leave it alone.
-	sh(t, "ip", "netns", "exec", server, "nft", "add", "table", "inet", "other")
+	netnstest.Run(t, "ip", "netns", "exec", server, "nft", "add", "table", "inet", "other")
 
 	var ln net.Listener
-	enterNetns(t, server, func() {
+	netnstest.Enter(t, server, func() {
 		var err error
 		if ln, err = net.Listen("tcp", serverIP+":0"); err != nil {
 			t.Error(err)
@@ -183,7 +72,7 @@ func TestEnforcementInNetns(t *testing.T) {
 	}()
 	dial := func() error {
 		var err error
-		enterNetns(t, client, func() {
+		netnstest.Enter(t, client, func() {
 			var c net.Conn
 			if c, err = net.DialTimeout("tcp", ln.Addr().String(), 300*time.Millisecond); err == nil {
 				c.Close()
@@ -212,24 +101,24 @@ func TestEnforcementInNetns(t *testing.T) {
 	m1, m2 := filepath.Join(root, "m1"), filepath.Join(root, "m2")
 	log1 := filepath.Join(root, "auth1.log")
 	appendLines(t, log1)
-	nsRun(t, server, "alliance", "init", "--name", "e2e-enforce", "--data", m2, "--nats-listen", "127.0.0.1:4222", "--territory", "192.0.2.2")
-	nsStart(t, server, "up", "--data", m2, "--log-level", "debug")
-	Eventually(t, 20*time.Second, "member 2 answers", func() bool { return nsDecisions(t, server, m2) != nil })
-	token := strings.TrimSpace(nsRun(t, server, "alliance", "invite", "--data", m2))
-	nsRun(t, server, "alliance", "join", token, "--data", m1, "--name", "m1", "--territory", serverIP)
+	RunIn(t, server, "alliance", "init", "--name", "e2e-enforce", "--data", m2, "--nats-listen", "127.0.0.1:4222", "--territory", "192.0.2.2")
+	StartIn(t, server, "up", "--data", m2, "--log-level", "debug")
+	Eventually(t, 20*time.Second, "member 2 answers", func() bool { return DecisionsIn(t, server, m2) != nil })
+	token := strings.TrimSpace(RunIn(t, server, "alliance", "invite", "--data", m2))
+	RunIn(t, server, "alliance", "join", token, "--data", m1, "--name", "m1", "--territory", serverIP)
 	up1 := func() *Process {
-		p := nsStart(t, server, "up", "--data", m1, "--enforce", "nft", "--source", log1, "--log-level", "debug")
-		Eventually(t, 20*time.Second, "member 1 answers", func() bool { return nsDecisions(t, server, m1) != nil })
+		p := StartIn(t, server, "up", "--data", m1, "--enforce", "nft", "--source", log1, "--log-level", "debug")
+		Eventually(t, 20*time.Second, "member 1 answers", func() bool { return DecisionsIn(t, server, m1) != nil })
 		return p
 	}
 	p1 := up1()
 	connects("with member 1 enforcing nothing yet")
 
 	add := func(value, dur string) {
-		nsRun(t, server, "decisions", "add", "--data", m2, "--value", value, "--duration", dur, "--reason", "e2e enforcement")
+		RunIn(t, server, "decisions", "add", "--data", m2, "--value", value, "--duration", dur, "--reason", "e2e enforcement")
 	}
 	lift := func(value string) {
-		nsRun(t, server, "decisions", "delete", "--data", m2, "--value", value)
+		RunIn(t, server, "decisions", "delete", "--data", m2, "--value", value)
 	}
 
 	// 1. A decision from another member is enforced by member 1; lifted, it is not.
@@ -255,7 +144,7 @@ func TestEnforcementInNetns(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if out := sh(t, "ip", "netns", "exec", server, "nft", "list", "table", "inet", "phalanx"); !strings.Contains(out, clientIP) {
+	if out := netnstest.Run(t, "ip", "netns", "exec", server, "nft", "list", "table", "inet", "phalanx"); !strings.Contains(out, clientIP) {
 		t.Fatalf("after kill -9 the table lacks %s:\n%s", clientIP, out)
 	}
 	t.Logf("%5.1fs client still blocked after kill -9", time.Since(start).Seconds())
@@ -263,7 +152,7 @@ func TestEnforcementInNetns(t *testing.T) {
 	// 4. Lifted while member 1 is down: restarted, it reconciles the kernel.
 	lift(clientIP)
 	Eventually(t, 15*time.Second, "the lift at member 2", func() bool {
-		ds := nsDecisions(t, server, m2)
+		ds := DecisionsIn(t, server, m2)
 		return ds != nil && !Has(ds, clientIP)
 	})
 	if dial() == nil {
@@ -279,11 +168,11 @@ func TestEnforcementInNetns(t *testing.T) {
 
 	// 6. `down` removes phalanx's table and nothing else.
 	p1.Kill()
-	out := nsRun(t, server, "down")
+	out := RunIn(t, server, "down")
 	if !strings.Contains(out, "inet phalanx") {
 		t.Errorf("down said: %q", out)
 	}
-	tables := sh(t, "ip", "netns", "exec", server, "nft", "list", "tables")
+	tables := netnstest.Run(t, "ip", "netns", "exec", server, "nft", "list", "tables")
 	if strings.Contains(tables, "inet phalanx") || !strings.Contains(tables, "inet other") {
 		t.Errorf("after down, tables are:\n%s", tables)
 	}

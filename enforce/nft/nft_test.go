@@ -2,52 +2,18 @@ package nft
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/phalanx-defence/phalanx"
 	"github.com/phalanx-defence/phalanx/decisions"
+	"github.com/phalanx-defence/phalanx/internal/netnstest"
 )
-
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("nftables tests need root: they create a network namespace")
-	}
-}
-
-func run(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// newNS creates a throwaway network namespace, removed when the test ends.
-// Nothing here ever touches the host's namespace or firewall.
-func newNS(t testing.TB) string {
-	t.Helper()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "phx-test-" + hex.EncodeToString(b)
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	return name
-}
 
 func newEnforcer(t testing.TB, ns string, never ...netip.Prefix) *Enforcer {
 	t.Helper()
@@ -73,7 +39,7 @@ type element struct {
 // kernelSets lists the elements of phalanx's sets inside ns, by set name.
 func kernelSets(t testing.TB, ns string) map[string]map[string]element {
 	t.Helper()
-	out := run(t, "ip", "netns", "exec", ns, "nft", "-j", "list", "ruleset")
+	out := netnstest.Run(t, "ip", "netns", "exec", ns, "nft", "-j", "list", "ruleset")
 	var doc struct {
 		Nftables []struct {
 			Set *struct {
@@ -128,8 +94,8 @@ func kernelSets(t testing.TB, ns string) map[string]map[string]element {
 }
 
 func TestApplyShowsElementsWithTimeouts(t *testing.T) {
-	needRoot(t)
-	ns := newNS(t)
+	netnstest.Need(t, "nftables tests", "ip", "nft")
+	ns := netnstest.New(t, "phx-test-")
 	e := newEnforcer(t, ns)
 	ds := []phalanx.Decision{
 		ban("192.0.2.7/32", time.Hour),
@@ -165,7 +131,7 @@ func TestApplyShowsElementsWithTimeouts(t *testing.T) {
 	if el := sets[setRangeV4]["198.51.100.0/24"]; el.Timeout < 7100 {
 		t.Errorf("range timeout %d s, want about 2 h", el.Timeout)
 	}
-	rules := run(t, "ip", "netns", "exec", ns, "nft", "list", "chain", "inet", "phalanx", "input")
+	rules := netnstest.Run(t, "ip", "netns", "exec", ns, "nft", "list", "chain", "inet", "phalanx", "input")
 	for _, w := range []string{"hook input priority -200", "ip saddr @addr-v4", "ip saddr @range-v4", "ip6 saddr @addr-v6", "ip6 saddr @range-v6", "drop"} {
 		if !strings.Contains(rules, w) {
 			t.Errorf("input chain lacks %q:\n%s", w, rules)
@@ -191,9 +157,9 @@ func v4(sets map[string]map[string]element) map[string]element {
 // A table of the old layout (ban-v4 and ban-v6 interval sets for every
 // ban) is migrated: its sets and rules go, the four sets take over.
 func TestMigratesOldLayout(t *testing.T) {
-	needRoot(t)
-	ns := newNS(t)
-	nft := func(args ...string) { run(t, append([]string{"ip", "netns", "exec", ns, "nft"}, args...)...) }
+	netnstest.Need(t, "nftables tests", "ip", "nft")
+	ns := netnstest.New(t, "phx-test-")
+	nft := func(args ...string) { netnstest.Run(t, append([]string{"ip", "netns", "exec", ns, "nft"}, args...)...) }
 	nft("add", "table", "inet", "phalanx")
 	nft("add", "set", "inet", "phalanx", "ban-v4", "{ type ipv4_addr; flags interval,timeout; }")
 	nft("add", "set", "inet", "phalanx", "ban-v6", "{ type ipv6_addr; flags interval,timeout; }")
@@ -215,7 +181,7 @@ func TestMigratesOldLayout(t *testing.T) {
 	if _, ok := sets[setAddrV4]["192.0.2.7"]; !ok || len(sets[setRangeV4]) != 1 {
 		t.Errorf("elements after migration: %v", sets)
 	}
-	out := run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "inet", "phalanx")
+	out := netnstest.Run(t, "ip", "netns", "exec", ns, "nft", "list", "table", "inet", "phalanx")
 	if strings.Contains(out, "ban-v") || strings.Contains(out, "hook forward") || strings.Count(out, "drop") != 4 {
 		t.Errorf("table after migration:\n%s", out)
 	}
@@ -223,8 +189,8 @@ func TestMigratesOldLayout(t *testing.T) {
 
 // Reinstalling (a restart) keeps the elements already in the sets.
 func TestRestartKeepsElements(t *testing.T) {
-	needRoot(t)
-	ns := newNS(t)
+	netnstest.Need(t, "nftables tests", "ip", "nft")
+	ns := netnstest.New(t, "phx-test-")
 	e := newEnforcer(t, ns)
 	if err := e.Apply([]phalanx.Decision{ban("192.0.2.7/32", time.Hour), ban("198.51.100.0/24", time.Hour)}); err != nil {
 		t.Fatal(err)
@@ -239,8 +205,8 @@ func TestRestartKeepsElements(t *testing.T) {
 }
 
 func TestLiftRemovesElement(t *testing.T) {
-	needRoot(t)
-	ns := newNS(t)
+	netnstest.Need(t, "nftables tests", "ip", "nft")
+	ns := netnstest.New(t, "phx-test-")
 	e := newEnforcer(t, ns)
 	a, b := ban("192.0.2.7/32", time.Hour), ban("198.51.100.0/24", time.Hour)
 	if err := e.Apply([]phalanx.Decision{a, b}); err != nil {
@@ -256,16 +222,16 @@ func TestLiftRemovesElement(t *testing.T) {
 }
 
 func TestReconcileAndNever(t *testing.T) {
-	needRoot(t)
-	ns := newNS(t)
+	netnstest.Need(t, "nftables tests", "ip", "nft")
+	ns := netnstest.New(t, "phx-test-")
 	never := []netip.Prefix{netip.MustParsePrefix("10.1.2.3/32"), netip.MustParsePrefix("172.16.0.0/12")}
 	e := newEnforcer(t, ns, never...)
 	if err := e.Apply(nil); err != nil {
 		t.Fatal(err)
 	}
 	// Someone (or a previous run) left an element the decisions lack.
-	run(t, "ip", "netns", "exec", ns, "nft", "add", "element", "inet", "phalanx", setAddrV4, "{ 192.0.2.99 timeout 1h }")
-	run(t, "ip", "netns", "exec", ns, "nft", "add", "element", "inet", "phalanx", setRangeV4, "{ 198.18.0.0/16 timeout 1h }")
+	netnstest.Run(t, "ip", "netns", "exec", ns, "nft", "add", "element", "inet", "phalanx", setAddrV4, "{ 192.0.2.99 timeout 1h }")
+	netnstest.Run(t, "ip", "netns", "exec", ns, "nft", "add", "element", "inet", "phalanx", setRangeV4, "{ 198.18.0.0/16 timeout 1h }")
 	ds := []phalanx.Decision{
 		ban("192.0.2.7/32", time.Hour),
 		ban("10.1.2.3/32", time.Hour),   // allowlisted
@@ -293,10 +259,10 @@ func TestReconcileAndNever(t *testing.T) {
 }
 
 func TestDownRemovesOnlyPhalanxTable(t *testing.T) {
-	needRoot(t)
-	ns := newNS(t)
-	run(t, "ip", "netns", "exec", ns, "nft", "add", "table", "inet", "other")
-	run(t, "ip", "netns", "exec", ns, "nft", "add", "table", "ip", "phalanx") // same name, other family
+	netnstest.Need(t, "nftables tests", "ip", "nft")
+	ns := netnstest.New(t, "phx-test-")
+	netnstest.Run(t, "ip", "netns", "exec", ns, "nft", "add", "table", "inet", "other")
+	netnstest.Run(t, "ip", "netns", "exec", ns, "nft", "add", "table", "ip", "phalanx") // same name, other family
 	e := newEnforcer(t, ns)
 	if err := e.Apply([]phalanx.Decision{ban("192.0.2.7/32", time.Hour)}); err != nil {
 		t.Fatal(err)
@@ -304,7 +270,7 @@ func TestDownRemovesOnlyPhalanxTable(t *testing.T) {
 	if err := Down(Config{NetNS: ns}); err != nil {
 		t.Fatal(err)
 	}
-	out := run(t, "ip", "netns", "exec", ns, "nft", "list", "tables")
+	out := netnstest.Run(t, "ip", "netns", "exec", ns, "nft", "list", "tables")
 	if strings.Contains(out, "inet phalanx") || !strings.Contains(out, "inet other") || !strings.Contains(out, "ip phalanx") {
 		t.Errorf("after Down:\n%s", out)
 	}
@@ -313,42 +279,18 @@ func TestDownRemovesOnlyPhalanxTable(t *testing.T) {
 	}
 }
 
-// inNS runs f on a thread that enters ns and dies with the goroutine, so
-// no other goroutine ever runs in ns by accident.
-func inNS(t testing.TB, ns string, f func()) {
-	t.Helper()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with us
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		f()
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestRealTrafficDroppedAndRestored(t *testing.T) {
-	needRoot(t)
-	server, client := newNS(t), newNS(t)
+	netnstest.Need(t, "nftables tests", "ip", "nft")
+	server, client := netnstest.New(t, "phx-test-"), netnstest.New(t, "phx-test-")
 	veth := "phx" + server[len(server)-6:]
-	run(t, "ip", "link", "add", veth+"a", "netns", server, "type", "veth", "peer", "name", veth+"b", "netns", client)
-	run(t, "ip", "-n", server, "addr", "add", "10.99.0.1/24", "dev", veth+"a")
-	run(t, "ip", "-n", client, "addr", "add", "10.99.0.2/24", "dev", veth+"b")
-	run(t, "ip", "-n", server, "link", "set", veth+"a", "up")
-	run(t, "ip", "-n", client, "link", "set", veth+"b", "up")
+	netnstest.Run(t, "ip", "link", "add", veth+"a", "netns", server, "type", "veth", "peer", "name", veth+"b", "netns", client)
+	netnstest.Run(t, "ip", "-n", server, "addr", "add", "10.99.0.1/24", "dev", veth+"a")
+	netnstest.Run(t, "ip", "-n", client, "addr", "add", "10.99.0.2/24", "dev", veth+"b")
+	netnstest.Run(t, "ip", "-n", server, "link", "set", veth+"a", "up")
+	netnstest.Run(t, "ip", "-n", client, "link", "set", veth+"b", "up")
 
 	var ln net.Listener
-	inNS(t, server, func() {
+	netnstest.Enter(t, server, func() {
 		var err error
 		ln, err = net.Listen("tcp", "10.99.0.1:0")
 		if err != nil {
@@ -370,7 +312,7 @@ func TestRealTrafficDroppedAndRestored(t *testing.T) {
 	}()
 	dial := func() error {
 		var err error
-		inNS(t, client, func() {
+		netnstest.Enter(t, client, func() {
 			var c net.Conn
 			c, err = net.DialTimeout("tcp", ln.Addr().String(), 300*time.Millisecond)
 			if err == nil {
@@ -416,8 +358,8 @@ func TestRealTrafficDroppedAndRestored(t *testing.T) {
 }
 
 func TestKernelExpiresBanByItself(t *testing.T) {
-	needRoot(t)
-	ns := newNS(t)
+	netnstest.Need(t, "nftables tests", "ip", "nft")
+	ns := netnstest.New(t, "phx-test-")
 	e := newEnforcer(t, ns)
 	if err := e.Apply([]phalanx.Decision{ban("192.0.2.7/32", 2*time.Second), ban("2001:db8::/64", 2*time.Second)}); err != nil {
 		t.Fatal(err)
@@ -441,7 +383,7 @@ func TestKernelExpiresBanByItself(t *testing.T) {
 }
 
 func BenchmarkApply100k(b *testing.B) {
-	needRoot(b)
+	netnstest.Need(b, "nftables tests", "ip", "nft")
 	ds := make([]phalanx.Decision, 0, 100_000)
 	now := time.Now()
 	for i := range 100_000 {
@@ -450,7 +392,7 @@ func BenchmarkApply100k(b *testing.B) {
 	}
 	for b.Loop() {
 		b.StopTimer()
-		ns := newNS(b)
+		ns := netnstest.New(b, "phx-test-")
 		e := newEnforcer(b, ns)
 		if err := e.Apply(nil); err != nil {
 			b.Fatal(err)
