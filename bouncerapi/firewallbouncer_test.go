@@ -17,6 +17,7 @@ import (
 
 	"github.com/phalanx-defence/phalanx"
 	"github.com/phalanx-defence/phalanx/decisions"
+	"github.com/phalanx-defence/phalanx/internal/netnstest"
 )
 
 const firewallBouncer = "/usr/bin/crowdsec-firewall-bouncer"
@@ -39,15 +40,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // TestRealFirewallBouncer runs Debian's crowdsec-firewall-bouncer against
 // this API inside a throwaway network namespace (so the host's firewall is
 // never touched) and checks that a ban reaches its nftables set and that a
@@ -56,32 +48,23 @@ func TestRealFirewallBouncer(t *testing.T) {
 	if _, err := os.Stat(firewallBouncer); err != nil {
 		t.Skipf("%s not installed (apt-get install crowdsec-firewall-bouncer): %v", firewallBouncer, err)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace and nftables rules")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (iproute2, nftables): %v", tool, err)
-		}
-	}
+	netnstest.Need(t, "the real firewall bouncer test", "ip", "nft")
 
 	// Names unique to this run: a namespace and a veth pair to the host,
 	// with a /30 in 10.x chosen from the pid.
 	tag := fmt.Sprintf("%05d", os.Getpid()%100000)
-	ns, hostIf, nsIf := "phxb"+tag, "phxh"+tag, "phxn"+tag
+	hostIf, nsIf := "phxh"+tag, "phxn"+tag
 	net3 := byte(os.Getpid() % 250)
 	hostIP := fmt.Sprintf("10.231.%d.1", net3)
 	nsIP := fmt.Sprintf("10.231.%d.2", net3)
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", ns).Run() })
-	run(t, "ip", "link", "add", hostIf, "type", "veth", "peer", "name", nsIf)
+	ns := netnstest.New(t, "phxb")
+	netnstest.Run(t, "ip", "link", "add", hostIf, "type", "veth", "peer", "name", nsIf)
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", hostIf).Run() })
-	run(t, "ip", "link", "set", nsIf, "netns", ns)
-	run(t, "ip", "addr", "add", hostIP+"/30", "dev", hostIf)
-	run(t, "ip", "link", "set", hostIf, "up")
-	run(t, "ip", "netns", "exec", ns, "ip", "addr", "add", nsIP+"/30", "dev", nsIf)
-	run(t, "ip", "netns", "exec", ns, "ip", "link", "set", nsIf, "up")
-	run(t, "ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+	netnstest.Run(t, "ip", "link", "set", nsIf, "netns", ns)
+	netnstest.Run(t, "ip", "addr", "add", hostIP+"/30", "dev", hostIf)
+	netnstest.Run(t, "ip", "link", "set", hostIf, "up")
+	netnstest.Run(t, "ip", "netns", "exec", ns, "ip", "addr", "add", nsIP+"/30", "dev", nsIf)
+	netnstest.Run(t, "ip", "netns", "exec", ns, "ip", "link", "set", nsIf, "up")
 
 	ds := decisions.New(phalanx.SystemClock{})
 	dir := t.TempDir()
