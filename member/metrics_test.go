@@ -74,7 +74,17 @@ func TestMetricsFamilies(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.m.ObserveEnforce("test", 3*time.Millisecond)
-	s := scrape(t, c)
+	// The drill returns once the acks are applied; the publisher counts its
+	// own ack only after the stream confirmed it, which may come a moment
+	// later.
+	var s map[string]float64
+	for end := time.Now().Add(deadline); ; {
+		s = scrape(t, c)
+		if s[`phalanx_ledger_sent_total{kind="drill_ack"}`] >= 1 || time.Now().After(end) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling a goroutine's progress, with a deadline
+	}
 
 	src := `{source="file:` + log + `"}`
 	want := map[string]func(float64) bool{
