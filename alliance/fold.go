@@ -124,12 +124,12 @@ const (
 
 // MemberState is a member as the fold knows it.
 type MemberState struct {
-	charter.Member        // PublicKey is the current key, after rotations
-	Admitted       uint64 // stream position of its admission; 0 for charter members
-	LastHeartbeat  time.Time
-	Applied        uint64 // the position its last heartbeat reported
-	Flagged        string // why it was flagged, e.g. "rate-limit"
-	Expelled       bool
+	charter.Member           // PublicKey is the current key, after rotations
+	Admitted       uint64    `json:"admitted"` // stream position of its admission; 0 for charter members
+	LastHeartbeat  time.Time `json:"last_heartbeat"`
+	Applied        uint64    `json:"applied"` // the position its last heartbeat reported
+	Flagged        string    `json:"flagged"` // why it was flagged, e.g. "rate-limit"
+	Expelled       bool      `json:"expelled"`
 }
 
 // Breach is a report against a pact party.

@@ -12,7 +12,9 @@ import (
 
 // snapshotVersion changes whenever the snapshot's shape does; an old
 // snapshot is refused and the member replays the ledger instead.
-const snapshotVersion = 1
+// Version 2: MemberState's fields gained snake_case JSON names (a version 1
+// snapshot would restore them as zero values, e.g. un-expel a member).
+const snapshotVersion = 2
 
 // snapshot is the whole fold state. Ordered state (members, LRU lists,
 // nonces) is kept in order so a restored fold evicts exactly as the

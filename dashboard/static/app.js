@@ -77,18 +77,18 @@
     $('who').textContent = health.member + ' · ' + health.decisions + ' decisions · ledger ' + health.applied;
     replaceRows($('members').tBodies[0], (members || []).map((m) => {
       const self = m.id === health.member;
-      const age = (Date.now() - new Date(m.LastHeartbeat).getTime()) / 1000;
+      const age = (Date.now() - new Date(m.last_heartbeat).getTime()) / 1000;
       let state = 'ok';
-      if (m.Expelled) state = 'expelled';
-      else if (m.Flagged) state = 'flagged';
+      if (m.expelled) state = 'expelled';
+      else if (m.flagged) state = 'flagged';
       else if (self ? !health.connected : !(age < 35)) state = self ? 'disconnected' : 'late';
-      const lag = self ? 0 : Math.max(0, health.applied - (m.Applied || 0));
+      const lag = self ? 0 : Math.max(0, health.applied - (m.applied || 0));
       return el('tr', { 'data-member': m.id },
         el('td', null, m.name + (self ? ' (this member)' : '')),
         el('td', null, String(m.id).slice(0, 12)),
         el('td', null, m.role + (m.council ? ', council' : '')),
-        el('td', { class: state === 'disconnected' ? 'late' : state }, state + (m.Flagged ? ': ' + m.Flagged : '')),
-        el('td', null, self ? '—' : ago(m.LastHeartbeat)),
+        el('td', { class: state === 'disconnected' ? 'late' : state }, state + (m.flagged ? ': ' + m.flagged : '')),
+        el('td', null, self ? '—' : ago(m.last_heartbeat)),
         el('td', null, self ? '0' : String(lag)));
     }));
   }
