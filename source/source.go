@@ -33,6 +33,74 @@ type Line struct {
 	// Truncated is set when the record was longer than MaxLine and Text
 	// holds only its first MaxLine bytes.
 	Truncated bool
+
+	// Acker and Pos are set by sources that resume where their consumer
+	// stopped (files): a consumer hands Pos back to Acker once the line is
+	// fully processed, and only acknowledged positions are saved. Nil for
+	// sources without a position to save.
+	Acker Acker
+	Pos   Pos
+}
+
+// Pos is where a line ends in its source: Stream names one open file (a
+// new one after a truncation), End the offset just past the line.
+type Pos struct {
+	Stream uint32
+	End    int64
+}
+
+// Acker takes back the positions of lines the consumer has fully
+// processed. Ack is called from the consumer's goroutine, with positions
+// of one stream in the order its lines were received; it must not block.
+type Acker interface {
+	Ack(Pos)
+}
+
+// Acks batches acknowledgements on the consumer's side so that the hot
+// path costs a comparison per line, not a call into the source: lines of
+// one stream arrive in order, so only the last position of each stream
+// needs to be handed back. The zero value is ready to use; it is not safe
+// for concurrent use.
+type Acks struct {
+	pend []pending
+}
+
+type pending struct {
+	a Acker
+	p Pos
+}
+
+// Add records that l has been fully processed.
+func (b *Acks) Add(l Line) {
+	if l.Acker == nil {
+		return
+	}
+	for i := range b.pend {
+		if b.pend[i].p.Stream == l.Pos.Stream && b.pend[i].a == l.Acker {
+			b.pend[i].p = l.Pos
+			return
+		}
+	}
+	b.pend = append(b.pend, pending{l.Acker, l.Pos})
+}
+
+// Empty reports whether nothing waits to be acknowledged.
+func (b *Acks) Empty() bool { return len(b.pend) == 0 }
+
+// Take moves what was added so far into a batch of its own, for a consumer
+// that must hold it back until some later event (a report published).
+func (b *Acks) Take() Acks {
+	out := Acks{pend: b.pend}
+	b.pend = nil
+	return out
+}
+
+// Flush hands every recorded position back to its source.
+func (b *Acks) Flush() {
+	for _, e := range b.pend {
+		e.a.Ack(e.p)
+	}
+	b.pend = b.pend[:0]
 }
 
 // Structured reports whether Program/Host/PID/Time came from the source

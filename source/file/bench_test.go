@@ -18,7 +18,16 @@ const benchLines = 200_000
 // BenchmarkFollow measures a Source reading a backlog of sshd lines from
 // its start into a consumer, with the offsets saved in a state directory,
 // and reports lines per second: the first stage of `phalanx up`.
-func BenchmarkFollow(b *testing.B) {
+func BenchmarkFollow(b *testing.B) { benchFollow(b, false) }
+
+// BenchmarkFollowAck is BenchmarkFollow with a consumer that acknowledges
+// every line the way `phalanx up` does (source.Acks, flushed when the
+// channel is empty or every ackBatch lines).
+func BenchmarkFollowAck(b *testing.B) { benchFollow(b, true) }
+
+const ackBatch = 1024
+
+func benchFollow(b *testing.B, ack bool) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "auth.log")
 	f, err := os.Create(path)
@@ -38,7 +47,7 @@ func BenchmarkFollow(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		state := filepath.Join(dir, fmt.Sprintf("state-%d", i))
-		src, err := New(Config{Paths: []string{path}, FromStart: true, Poll: time.Hour}, state, nil)
+		src, err := New(Config{Paths: []string{path}, FromStart: true, Poll: time.Hour, Ack: ack}, state, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -46,8 +55,13 @@ func BenchmarkFollow(b *testing.B) {
 		lines := make(chan source.Line, 4096)
 		done := make(chan error, 1)
 		go func() { done <- src.Run(ctx, lines) }()
-		for range benchLines {
-			<-lines
+		var acks source.Acks
+		for n := range benchLines {
+			l := <-lines
+			acks.Add(l)
+			if len(lines) == 0 || n%ackBatch == 0 {
+				acks.Flush()
+			}
 		}
 		cancel()
 		if err := <-done; err != nil {

@@ -11,6 +11,13 @@
 // fingerprint of the file's first bytes to detect a reused inode, so a
 // restart neither re-reads nor skips a line.
 //
+// With Config.Ack the saved offset is instead the end of the last line the
+// consumer acknowledged (source.Line.Acker): lines still in a channel or in
+// the consumer's hands when the process is killed are read again on
+// restart rather than lost. That is at-least-once: what a consumer
+// processed after its last acknowledgement reached the offsets file is
+// processed again, and the consumer must make that harmless.
+//
 // Files are polled (default every 250 ms): polling sees every change on
 // every file system, including network ones, for the cost of one stat per
 // file per poll.
@@ -27,6 +34,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -54,6 +62,11 @@ type Config struct {
 	// Poll is how often files are checked for data, rotation and new glob
 	// matches (DefaultPoll if zero). Not part of the file schema.
 	Poll time.Duration `yaml:"-"`
+	// Ack says the consumer acknowledges every line it has fully
+	// processed (source.Acks); only acknowledged lines count as read when
+	// offsets are saved. Without it a line counts once it is in the
+	// output channel. Not part of the file schema.
+	Ack bool `yaml:"-"`
 }
 
 // How long a file is still watched after its path stopped naming it (a
@@ -81,6 +94,14 @@ type Source struct {
 	lastSave time.Time
 	lastSync time.Time // last fsync of the offsets file
 	buf      []byte
+	streams  map[uint32]*tail // by stream: open, retired and forgotten tails whose acknowledgements may still come
+	nextID   uint32
+	saveErr  bool // the last save failed (logged once until one succeeds)
+
+	// Acknowledgements, from the consumer's goroutine.
+	ackMu   sync.Mutex
+	acked   map[uint32]int64 // stream → highest acknowledged end
+	ackWake chan struct{}
 
 	retireGrace time.Duration // defaultRetireGrace; shorter in tests
 	onPoll      func()        // test hook: called after every poll
@@ -93,6 +114,9 @@ type tail struct {
 	id      fileID
 	readPos int64 // where the next read starts
 	offset  int64 // end of the last line handed on
+	acked   int64 // end of the last line acknowledged (= offset without Config.Ack): what is saved
+	stream  uint32
+	closed  bool // forgotten: only late acknowledgements still update its entry
 	head    []byte
 	split   *source.Splitter
 	quiet   time.Time // since when the path is gone (or, retired, since the last growth)
@@ -134,6 +158,9 @@ func New(cfg Config, stateDir string, logger *slog.Logger) (*Source, error) {
 		state:    st,
 		warned:   make(map[string]bool),
 		buf:      make([]byte, 64<<10),
+		streams:  make(map[uint32]*tail),
+		acked:    make(map[uint32]int64),
+		ackWake:  make(chan struct{}, 1),
 
 		retireGrace: defaultRetireGrace,
 	}, nil
@@ -141,6 +168,65 @@ func New(cfg Config, stateDir string, logger *slog.Logger) (*Source, error) {
 
 // Stats returns the source's counters.
 func (s *Source) Stats() *source.Stats { return &s.stats }
+
+// Ack records that the lines of p.Stream up to p.End have been fully
+// processed (Config.Ack). It never blocks: Run applies acknowledgements
+// and saves them soon after (at most ackSaveGap later).
+func (s *Source) Ack(p source.Pos) {
+	s.ackMu.Lock()
+	if p.End > s.acked[p.Stream] {
+		s.acked[p.Stream] = p.End
+	}
+	s.ackMu.Unlock()
+	select {
+	case s.ackWake <- struct{}{}:
+	default:
+	}
+}
+
+var _ source.Acker = (*Source)(nil)
+
+// ackSaveGap is the least time between two saves prompted by
+// acknowledgements alone: a busy consumer acknowledges thousands of times
+// a second, and the offsets file needs no more than a few writes a second
+// to keep what a kill -9 makes us read again small.
+const ackSaveGap = 50 * time.Millisecond
+
+// applyAcks moves the acknowledgements received so far into the tails.
+func (s *Source) applyAcks() {
+	s.ackMu.Lock()
+	if len(s.acked) == 0 {
+		s.ackMu.Unlock()
+		return
+	}
+	got := s.acked
+	s.acked = make(map[uint32]int64, len(got))
+	s.ackMu.Unlock()
+	now := time.Now()
+	for id, end := range got {
+		t := s.streams[id]
+		if t == nil || end <= t.acked {
+			continue // a stream replaced by a truncation: its lines are gone
+		}
+		t.acked = min(end, t.offset)
+		s.dirty = true
+		if t.closed {
+			s.record(t, now)
+		}
+		if t.closed && t.acked >= t.offset {
+			delete(s.streams, id)
+		}
+	}
+}
+
+// newStream gives t a stream number of its own, so that acknowledgements
+// of lines read before a truncation are not taken for the new content.
+func (s *Source) newStream(t *tail) {
+	delete(s.streams, t.stream)
+	s.nextID++
+	t.stream = s.nextID
+	s.streams[t.stream] = t
+}
 
 // Run follows the files and sends their lines to out until ctx ends, then
 // saves the offsets, closes the files and returns nil. It returns an error
@@ -151,6 +237,7 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Line) error {
 	defer t.Stop()
 	wake := s.watch(ctx)
 	initial := true
+	var ackTimer <-chan time.Time
 	for {
 		err := s.poll(ctx, out, initial)
 		initial = false
@@ -161,21 +248,62 @@ func (s *Source) Run(ctx context.Context, out chan<- source.Line) error {
 		// that a kill -9 right after a burst does not read it again on
 		// restart (a write to the page cache survives the process); they
 		// are fsynced at most every saveEvery, against a power loss.
-		if serr := s.save(); serr != nil {
-			return serr
-		}
+		s.applyAcks()
+		s.trySave()
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return s.finalSave()
 			}
 			return err
 		}
+	wait:
 		select {
 		case <-ctx.Done():
-			return s.save()
+			return s.finalSave()
 		case <-t.C:
 		case <-wake:
+		case <-s.ackWake:
+			// The consumer caught up: save what it acknowledged, but not
+			// more often than every ackSaveGap.
+			if d := ackSaveGap - time.Since(s.lastSave); d > 0 {
+				if ackTimer == nil {
+					ackTimer = time.After(d)
+				}
+				goto wait
+			}
+			s.applyAcks()
+			s.trySave()
+			goto wait
+		case <-ackTimer:
+			ackTimer = nil
+			s.applyAcks()
+			s.trySave()
+			goto wait
 		}
+	}
+}
+
+// finalSave saves the offsets when Run ends. Acknowledgements that come
+// after it are lost on purpose: their lines are read again next time.
+func (s *Source) finalSave() error {
+	s.applyAcks()
+	return s.save()
+}
+
+// trySave saves the offsets, and logs (once until it works again) when it
+// cannot: a full or read-only disk must not stop detection, which goes on
+// in memory; the previous offsets file stays intact (saves are atomic), so
+// the cost is lines read again after a restart.
+func (s *Source) trySave() {
+	err := s.save()
+	switch {
+	case err != nil && !s.saveErr:
+		s.saveErr = true
+		s.logger.Error("cannot save read offsets; detection goes on, but a restart now would read again what was read since the last save. Free space in (or fix the permissions of) the state directory",
+			"dir", s.stateDir, "err", err)
+	case err == nil && s.saveErr:
+		s.saveErr = false
+		s.logger.Info("read offsets saved again", "dir", s.stateDir)
 	}
 }
 
@@ -366,7 +494,8 @@ func (s *Source) open(path string, initial bool) {
 		s.logger.Warn("cannot seek log file", "path", path, "err", err)
 		return
 	}
-	t := &tail{path: path, f: f, id: id, readPos: start, offset: start, split: source.NewSplitter(source.MaxLine)}
+	t := &tail{path: path, f: f, id: id, readPos: start, offset: start, acked: start, split: source.NewSplitter(source.MaxLine)}
+	s.newStream(t)
 	if e := s.state[id]; e != nil && start == e.Offset {
 		t.head = e.Head
 	}
@@ -410,7 +539,8 @@ func (s *Source) follow(ctx context.Context, out chan<- source.Line, t *tail, no
 		// copytruncate or truncation: everything is new again.
 		s.logger.Info("log file truncated; reading it from the start", "path", t.path)
 		t.split.Reset()
-		t.readPos, t.offset, t.head = 0, 0, nil
+		t.readPos, t.offset, t.acked, t.head = 0, 0, 0, nil
+		s.newStream(t)
 		s.dirty = true
 		if _, err := t.f.Seek(0, io.SeekStart); err != nil {
 			return s.drop(t, err)
@@ -469,10 +599,14 @@ func (s *Source) drain(ctx context.Context, out chan<- source.Line, t *tail) err
 			base := t.readPos
 			t.readPos += int64(n)
 			ferr := t.split.Feed(s.buf[:n], func(line []byte, truncated bool, end int) error {
-				if err := s.send(ctx, out, source.Line{Text: string(line), Hint: s.cfg.Hint, Origin: origin, Truncated: truncated}); err != nil {
+				pos := base + int64(end)
+				if err := s.send(ctx, out, t, pos, source.Line{Text: string(line), Hint: s.cfg.Hint, Origin: origin, Truncated: truncated}); err != nil {
 					return err
 				}
-				t.offset = base + int64(end)
+				t.offset = pos
+				if !s.cfg.Ack {
+					t.acked = pos
+				}
 				return nil
 			})
 			if ferr != nil {
@@ -482,9 +616,8 @@ func (s *Source) drain(ctx context.Context, out chan<- source.Line, t *tail) err
 			if time.Since(s.lastSave) > midDrainSave {
 				// A long backlog (FromStart on a big file): keep the
 				// offsets current so a crash does not start it over.
-				if err := s.save(); err != nil {
-					s.logger.Warn("cannot save offsets", "err", err)
-				}
+				s.applyAcks()
+				s.trySave()
 			}
 		}
 		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
@@ -503,13 +636,19 @@ func (s *Source) finish(ctx context.Context, out chan<- source.Line, t *tail) {
 	if !ok {
 		return
 	}
-	if s.send(ctx, out, source.Line{Text: string(line), Hint: s.cfg.Hint, Origin: "file:" + t.path, Truncated: truncated}) == nil {
+	if s.send(ctx, out, t, t.readPos, source.Line{Text: string(line), Hint: s.cfg.Hint, Origin: "file:" + t.path, Truncated: truncated}) == nil {
 		t.offset = t.readPos
+		if !s.cfg.Ack {
+			t.acked = t.offset
+		}
 		s.dirty = true
 	}
 }
 
-func (s *Source) send(ctx context.Context, out chan<- source.Line, l source.Line) error {
+func (s *Source) send(ctx context.Context, out chan<- source.Line, t *tail, end int64, l source.Line) error {
+	if s.cfg.Ack {
+		l.Acker, l.Pos = s, source.Pos{Stream: t.stream, End: end}
+	}
 	s.stats.Count(l)
 	select {
 	case out <- l:
@@ -525,17 +664,21 @@ func (s *Source) forget(t *tail, now time.Time) {
 	s.record(t, now)
 	s.dirty = true
 	t.f.Close()
+	t.closed = true
+	if t.acked >= t.offset {
+		delete(s.streams, t.stream)
+	}
 }
 
 // record updates the persisted entry of t.
 func (s *Source) record(t *tail, now time.Time) {
-	if len(t.head) < headLen && t.offset > int64(len(t.head)) {
-		h := make([]byte, min(int64(headLen), t.offset))
+	if !t.closed && len(t.head) < headLen && t.acked > int64(len(t.head)) {
+		h := make([]byte, min(int64(headLen), t.acked))
 		if n, _ := t.f.ReadAt(h, 0); n == len(h) {
 			t.head = h
 		}
 	}
-	s.state[t.id] = &entry{Dev: t.id.Dev, Ino: t.id.Ino, Path: t.path, Offset: t.offset, Head: t.head, Seen: now}
+	s.state[t.id] = &entry{Dev: t.id.Dev, Ino: t.id.Ino, Path: t.path, Offset: t.acked, Head: t.head, Seen: now}
 }
 
 // save persists the offsets if anything moved.
