@@ -301,7 +301,12 @@ func (m *Member) apply(ctx context.Context, msg natsbus.Message) error {
 	}
 	m.mu.Unlock()
 	if !out.Accepted {
-		m.log.Warn("ledger: envelope rejected", "seq", msg.Seq, "kind", env.Kind, "author", env.Author, "reason", out.Reason)
+		// A flooding member's envelopes are refused by the thousand: the
+		// fold logs the flag once and /metrics counts them, so one log
+		// line each would only let a liar fill the journal.
+		if out.Reason != alliance.ReasonRateLimit {
+			m.log.Warn("ledger: envelope rejected", "seq", msg.Seq, "kind", env.Kind, "author", env.Author, "reason", out.Reason)
+		}
 		return nil
 	}
 	m.stats.countReceived(env.Kind)
