@@ -27,6 +27,17 @@ import (
 // detect runs the member's own detection on its file sources, the way
 // `phalanx up` does alone, and turns each local decision into a signed
 // report: enforced here at once, proposed to the alliance.
+//
+// Crash safety: the file sources save as read only the lines this loop
+// acknowledged, and a line is acknowledged once it went through parsing
+// and detection and, if it led to a decision, once the report was in the
+// ledger (the stream acknowledged it). A kill -9 therefore loses no line:
+// what was in flight is read again on restart. Reading again is what
+// makes this at-least-once rather than exactly-once, and its one visible
+// effect — the same decision taken again from the same lines — is
+// suppressed: detection waits until the fold has caught up with the
+// ledger, and a decision the alliance already enforces on this member's
+// own report is not reported twice (see alreadyReported).
 func (m *Member) detect(ctx context.Context) error {
 	territory, err := m.cfg.territory()
 	if err != nil {
@@ -63,6 +74,7 @@ func (m *Member) detect(ctx context.Context) error {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return fmt.Errorf("member: data directory: %w", err)
 		}
+		c.Ack = true
 		s, err := file.New(c, dir, m.log)
 		if err != nil {
 			return fmt.Errorf("member: source: %w", err)
@@ -74,15 +86,25 @@ func (m *Member) detect(ctx context.Context) error {
 	// published after it lets go: publishing may wait on a full outbox.
 	var pending []phalanx.Decision
 	emit := func(d phalanx.Decision) { pending = append(pending, d) }
-	decide := func(d phalanx.Decision) {
+	// decide enforces d here at once and queues its report; the returned
+	// channel says when the report is in the ledger (nil: nothing to
+	// wait for).
+	decide := func(ctx context.Context, d phalanx.Decision) <-chan published {
 		d.Origin = phalanx.OriginLocal
 		m.ds.Add(d)
+		if m.alreadyReported(d) {
+			m.log.Info("decision already in the ledger on this member's report (its lines were read again after a restart): not reported twice",
+				"value", d.ValueString(), "scenario", d.Scenario)
+			return nil
+		}
 		m.log.Info("decision", "value", d.ValueString(), "type", d.Type, "scenario", d.Scenario,
 			"duration", d.Duration.String(), "events", d.Events)
-		m.send(ctx, outgoing{kind: ledger.KindReport, body: ledger.Report{
+		done := make(chan published, 1)
+		m.send(ctx, outgoing{kind: ledger.KindReport, done: done, body: ledger.Report{
 			Value: d.Value, Type: d.Type, Scenario: d.Scenario, Duration: d.Duration,
 			FirstSeen: d.FirstSeen.UTC(), LastSeen: d.LastSeen.UTC(), Events: d.Events, Evidence: d.Evidence,
 		}})
+		return done
 	}
 	// One parser per hint (each keeps its own per-process state); one
 	// engine for all, fed from one goroutine.
@@ -103,6 +125,7 @@ func (m *Member) detect(ctx context.Context) error {
 	det.mu.Lock()
 	det.engine = engine
 	det.mu.Unlock()
+	m.awaitCatchUp(ctx)
 	lines := make(chan source.Line, 4096)
 	g, ctx := errgroup.WithContext(ctx)
 	for _, s := range sources {
@@ -112,10 +135,22 @@ func (m *Member) detect(ctx context.Context) error {
 		sightings := newSightings(maxSightingSources)
 		tick := time.NewTicker(m.sightingEvery)
 		defer tick.Stop()
+		var acks ackQueue
 		for {
 			select {
 			case <-ctx.Done():
 				return nil
+			case p := <-acks.head():
+				if p.err != nil && ctx.Err() != nil {
+					return nil // not in the ledger: its lines are read again next time
+				}
+				if p.err != nil {
+					// Not a broker outage (the publisher retries those) but
+					// a report that cannot be sealed: waiting would stop
+					// every later acknowledgement for nothing.
+					m.log.Error("member: a report could not be published; its lines count as read", "err", p.err)
+				}
+				acks.release(len(lines) == 0)
 			case <-tick.C:
 				for _, s := range sightings.flush() {
 					// What this member already decided on was reported
@@ -137,10 +172,17 @@ func (m *Member) detect(ctx context.Context) error {
 				ev, ok := p.Line(l.Text)
 				det.line(l.Origin, l.Truncated, ok, ev.Kind)
 				det.mu.Unlock()
+				acks.add(l)
 				for _, d := range pending {
-					decide(d)
+					if done := decide(ctx, d); done != nil {
+						acks.wait(done)
+					}
 				}
 				pending = pending[:0]
+				if ctx.Err() != nil {
+					return nil
+				}
+				acks.idle(len(lines) == 0)
 				if ok && ev.Hostile() {
 					sightings.add(ev.Source.Unmap(), sightingScenario(ev.Service), m.clock.Now())
 				}
@@ -148,6 +190,139 @@ func (m *Member) detect(ctx context.Context) error {
 		}
 	})
 	return g.Wait()
+}
+
+// ackBatch is how many processed lines are acknowledged at once while the
+// channel stays busy; an idle channel acknowledges at once.
+const ackBatch = 1024
+
+// ackQueue holds the acknowledgements of processed lines until they may
+// be handed back to the sources: at once, unless a decision taken on one
+// of them (or on an earlier line) waits for its report to reach the
+// ledger. Positions only ever move forward, so everything after such a
+// line waits too; the queue is bounded by the reports in flight, which
+// the publisher's outbox bounds.
+type ackQueue struct {
+	cur     source.Acks // acknowledgements after the last waiting report
+	n       int         // lines in cur
+	waiting []waitingAcks
+}
+
+type waitingAcks struct {
+	done <-chan published
+	acks source.Acks // released when done fires, before anything later
+}
+
+func (q *ackQueue) add(l source.Line) { q.cur.Add(l); q.n++ }
+
+// wait holds everything added so far until done fires.
+func (q *ackQueue) wait(done <-chan published) {
+	q.waiting = append(q.waiting, waitingAcks{done: done, acks: q.cur.Take()})
+	q.n = 0
+}
+
+// idle acknowledges what nothing waits for, when the consumer has caught
+// up (empty) or a batch is full.
+func (q *ackQueue) idle(empty bool) {
+	if len(q.waiting) == 0 && (empty || q.n >= ackBatch) {
+		q.cur.Flush()
+		q.n = 0
+	}
+}
+
+// head is the channel of the oldest waiting report (nil, never ready,
+// when none waits).
+func (q *ackQueue) head() <-chan published {
+	if len(q.waiting) == 0 {
+		return nil
+	}
+	return q.waiting[0].done
+}
+
+// release acknowledges the oldest waiting report's lines, once its done
+// fired.
+func (q *ackQueue) release(empty bool) {
+	q.waiting[0].acks.Flush()
+	q.waiting[0] = waitingAcks{}
+	q.waiting = q.waiting[1:]
+	q.idle(empty)
+}
+
+// catchUpWait bounds how long detection waits for the fold to read the
+// ledger as far as it went at start.
+const catchUpWait = 10 * time.Second
+
+// awaitCatchUp waits until the fold has applied the ledger up to its last
+// entry at the time of the call, so that reports this member published
+// before a crash are known before the lines behind them, read again, can
+// decide the same thing again. It gives up (and detection starts anyway)
+// after catchUpWait: an unreachable broker must not stop local detection.
+func (m *Member) awaitCatchUp(ctx context.Context) {
+	m.mu.Lock()
+	bus := m.bus
+	m.mu.Unlock()
+	if bus == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	last, err := bus.LastSeq(ctx)
+	if err != nil {
+		m.log.Warn("member: detection starts before the ledger was read (a decision taken before a crash may be reported again)", "err", err)
+		return
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		m.mu.Lock()
+		applied := m.fold.Applied()
+		m.mu.Unlock()
+		if applied >= last {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				m.log.Warn("member: detection starts before the fold caught up with the ledger",
+					"applied", applied, "last", last)
+			}
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// alreadyReported says whether the alliance already enforces a decision on
+// exactly d's value, reported by this member, at least as strong as d.
+// Reporting d again would add nothing but a later expiry; what it usually
+// means is that the lines behind d were read again after a crash (offsets
+// are saved only for processed lines, so the last ones before a kill -9
+// come again). An attacker who goes on while banned locally is still
+// blocked; the decision expires as first reported.
+func (m *Member) alreadyReported(d phalanx.Decision) bool {
+	if !d.Value.IsSingleIP() {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fold == nil {
+		return false
+	}
+	fd, ok := m.fold.Lookup(d.Value.Addr(), m.clock.Now())
+	return ok && fd.Value == d.Value && slices.Contains(fd.Reporters, m.id.ID) && strength(fd.Type) >= strength(d.Type)
+}
+
+// strength orders decision types from the mildest.
+func strength(t phalanx.DecisionType) int {
+	switch t {
+	case phalanx.Throttle:
+		return 1
+	case phalanx.Captcha:
+		return 2
+	case phalanx.Ban:
+		return 3
+	}
+	return 0
 }
 
 // maxSightingSources bounds the addresses counted between two flushes: an

@@ -177,6 +177,9 @@ func runUp(ctx context.Context, cfg config.Config, stdin io.Reader, log *slog.Lo
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return fmt.Errorf("data directory: %w", err)
 		}
+		// Offsets cover only lines the loop below has processed: a kill
+		// -9 reads the lines still in flight again rather than losing them.
+		c.Ack = true
 		s, err := file.New(c, dir, log)
 		if err != nil {
 			return err
@@ -250,6 +253,8 @@ func runUp(ctx context.Context, cfg config.Config, stdin io.Reader, log *slog.Lo
 		tick := time.NewTicker(5 * time.Minute)
 		defer tick.Stop()
 		var last detect.Stats
+		var acks source.Acks
+		unacked := 0
 		for {
 			select {
 			case <-ctx.Done():
@@ -274,6 +279,13 @@ func runUp(ctx context.Context, cfg config.Config, stdin io.Reader, log *slog.Lo
 					p.Record(&h, l.Text)
 				} else {
 					p.Line(l.Text)
+				}
+				// Decisions live in this process only: a line is done
+				// once detection has seen it. Acknowledged in batches.
+				acks.Add(l)
+				if unacked++; unacked >= 1024 || len(lines) == 0 {
+					acks.Flush()
+					unacked = 0
 				}
 			}
 		}
