@@ -171,7 +171,7 @@ func TestAckQueueHoldsLinesBehindAReport(t *testing.T) {
 	done <- published{}
 	<-q.head()
 	q.release(true)
-	if want := []source.Pos{{1, 20}, {1, 30}}; fmt.Sprint(a.got) != fmt.Sprint(want) {
+	if want := []source.Pos{{Stream: 1, End: 20}, {Stream: 1, End: 30}}; fmt.Sprint(a.got) != fmt.Sprint(want) {
 		t.Fatalf("acknowledged %v, want %v", a.got, want)
 	}
 	if q.head() != nil {
