@@ -54,6 +54,11 @@ type Change struct {
 	// were dropped because the subscriber was too slow: its view may be
 	// stale, and it should rebuild it from List.
 	Resync bool
+	// At is when the write that made this change began, by the wall
+	// clock (not the set's clock, which may be a replay's): enforcers
+	// measure their apply latency from it, the set's own write (and its
+	// lock-free snapshot swap) and any queueing included.
+	At time.Time
 }
 
 type record struct {
@@ -312,6 +317,7 @@ func strength(t phalanx.DecisionType) int {
 // type or expiry changed. Only then are subscribers told (Op Added).
 // A decision already expired, or with an invalid value or type, is ignored.
 func (s *Set) Add(d phalanx.Decision) (changed bool) {
+	at := time.Now()
 	d.Value = normalize(d.Value)
 	if !d.Value.IsValid() || strength(d.Type) == 0 {
 		return false
@@ -336,7 +342,7 @@ func (s *Set) Add(d phalanx.Decision) (changed bool) {
 		// Expiry first: the timer must cover r before readers can see it.
 		s.pushExpiry(r)
 		s.put(r)
-		s.notify(Change{Op: Added, Decision: r.d})
+		s.notify(Change{Op: Added, Decision: r.d, At: at})
 		return true
 	}
 	merged := merge(r.d, d)
@@ -351,7 +357,7 @@ func (s *Set) Add(d phalanx.Decision) (changed bool) {
 	if merged.Type == old.Type && nr.until.Equal(r.until) {
 		return false
 	}
-	s.notify(Change{Op: Added, Decision: nr.d})
+	s.notify(Change{Op: Added, Decision: nr.d, At: at})
 	return true
 }
 
@@ -416,6 +422,7 @@ func (s *Set) remove(r *record) {
 // Delete removes the decision for p (an address is its full-length
 // prefix). It reports whether there was one.
 func (s *Set) Delete(p netip.Prefix) bool {
+	at := time.Now()
 	p = normalize(p)
 	s.lock()
 	defer s.unlock()
@@ -424,7 +431,7 @@ func (s *Set) Delete(p netip.Prefix) bool {
 		return false
 	}
 	s.remove(r)
-	s.notify(Change{Op: Deleted, Decision: r.d})
+	s.notify(Change{Op: Deleted, Decision: r.d, At: at})
 	return true
 }
 
@@ -565,6 +572,7 @@ func (s *Set) notify(c Change) {
 // Expire removes the decisions whose time ran out at now, tells the
 // subscribers (Op Expired), and returns how many it removed.
 func (s *Set) Expire(now time.Time) int {
+	at := time.Now()
 	s.lock()
 	defer s.unlock()
 	// After the removals have been published: see Lookup.
@@ -577,7 +585,7 @@ func (s *Set) Expire(now time.Time) int {
 			continue // stale: deleted or extended
 		}
 		s.remove(r)
-		s.notify(Change{Op: Expired, Decision: r.d})
+		s.notify(Change{Op: Expired, Decision: r.d, At: at})
 		n++
 	}
 	return n

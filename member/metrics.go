@@ -1,6 +1,7 @@
 package member
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"sync"
@@ -115,13 +116,36 @@ func (d *detStats) line(origin string, truncated, ok bool, kind phalanx.EventKin
 // ObserveEnforce records that enforcer (e.g. "nft", "http") took d to apply
 // a change of the decision set, into phalanx_enforce_apply_seconds. An
 // enforcer that runs beside the member (AddRunner) calls it after each
-// apply; safe for concurrent use.
-//
-// Not yet called: enforce/nft applies changes inside its own Run loop and
-// offers no callback, so `phalanx up --enforce nft` cannot time them from
-// outside. Until it does, the histogram stays empty.
+// apply; safe for concurrent use. `phalanx up --enforce nft` feeds it from
+// nft.Config.Observe: from the decision-set write to the netlink flush.
 func (m *Member) ObserveEnforce(enforcer string, d time.Duration) {
 	m.stats.enforce.WithLabelValues(enforcer).Observe(d.Seconds())
+}
+
+// ObserveSetWrites feeds phalanx_enforce_apply_seconds{enforcer} for an
+// enforcer that reads the member's decision set directly and so has no
+// apply step of its own — the in-process HTTP guard (`up --enforce
+// http`): the time from the start of each decision-set write (its
+// lock-free snapshot swap included) to a subscriber receiving the change.
+// The guard sees the change when the swap is done, just before that, so
+// this is an upper bound. Runs until ctx ends; start it with AddRunner.
+func (m *Member) ObserveSetWrites(ctx context.Context, enforcer string) error {
+	ch, cancel := m.ds.Subscribe(4096)
+	defer cancel()
+	h := m.stats.enforce.WithLabelValues(enforcer)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case c, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			if !c.At.IsZero() {
+				h.Observe(time.Since(c.At).Seconds())
+			}
+		}
+	}
 }
 
 // metrics exports the member's state as Prometheus metrics. It is a

@@ -244,7 +244,7 @@ func runUp(ctx context.Context, cfg config.Config, stdin io.Reader, log *slog.Lo
 	g.Go(func() error { return ds.Run(ctx) })
 	if cfg.EnforceNFT {
 		never := append(builtinNever(cfg.NoBuiltinAllowlist), mustPrefixes(cfg.Allowlist)...)
-		g.Go(func() error { return runNFT(ctx, never, ds, log) })
+		g.Go(func() error { return runNFT(ctx, never, ds, nil, log) })
 	}
 	g.Go(func() error {
 		// Detection counters, logged every few minutes while they move:
@@ -325,7 +325,8 @@ func runMember(ctx context.Context, f *upFlags, log *slog.Logger) error {
 		return err
 	}
 	if enf.nft {
-		m.AddRunner(func(ctx context.Context) error { return runNFT(ctx, m.Never(), m.Decisions(), log) })
+		observe := func(a nft.Applied) { m.ObserveEnforce("nft", a.Latency) }
+		m.AddRunner(func(ctx context.Context) error { return runNFT(ctx, m.Never(), m.Decisions(), observe, log) })
 	}
 	if enf.http {
 		setup, err := f.guardSetup()
@@ -333,6 +334,7 @@ func runMember(ctx context.Context, f *upFlags, log *slog.Logger) error {
 			return err
 		}
 		m.AddRunner(func(ctx context.Context) error { return serveGuard(ctx, m.Decisions(), setup, log) })
+		m.AddRunner(func(ctx context.Context) error { return m.ObserveSetWrites(ctx, "http") })
 	}
 	// Existing CrowdSec bouncers pull from the member's local API with the
 	// keys 'phalanx bouncers add' made.
@@ -370,8 +372,8 @@ func parseEnforce(vals []string) (enforcers, error) {
 }
 
 // runNFT keeps phalanx's nftables table in step with ds until ctx ends.
-func runNFT(ctx context.Context, never []netip.Prefix, ds *decisions.Set, log *slog.Logger) error {
-	e, err := nft.New(nft.Config{}, never, log)
+func runNFT(ctx context.Context, never []netip.Prefix, ds *decisions.Set, observe func(nft.Applied), log *slog.Logger) error {
+	e, err := nft.New(nft.Config{Observe: observe}, never, log)
 	if err != nil {
 		return err
 	}

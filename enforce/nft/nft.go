@@ -42,6 +42,20 @@ type Config struct {
 	Priority  int           `yaml:"priority,omitempty"`  // default -200 (before the usual filter chains at 0)
 	Reconcile time.Duration `yaml:"reconcile,omitempty"` // periodic full reconcile, default 1m
 	NetNS     string        `yaml:"-"`                   // tests: a named network namespace
+
+	// Observe, if set, is called after every write that a change of the
+	// decision set caused, with the changes it applied and the time from
+	// the earliest of them (decisions.Change.At) to the netlink flush
+	// completing: the enforcement apply latency, queueing included. Run
+	// calls it from its own goroutine; it must not block.
+	Observe func(Applied) `yaml:"-"`
+}
+
+// Applied describes one write to the kernel caused by decision changes.
+type Applied struct {
+	Changes int           // decision-set changes it covered
+	Latency time.Duration // earliest change → flush complete
+	Full    bool          // a full reconcile (a resync or a failed update), not an incremental write
 }
 
 const (
@@ -606,6 +620,7 @@ func (e *Enforcer) Run(ctx context.Context, ds *decisions.Set) error {
 				return nil
 			}
 			resync := e.take(c, byValue)
+			first, n := c.At, 1
 			// Coalesce whatever else is queued into the same transaction.
 		drain:
 			for {
@@ -615,6 +630,10 @@ func (e *Enforcer) Run(ctx context.Context, ds *decisions.Set) error {
 						break drain
 					}
 					resync = e.take(c, byValue) || resync
+					n++
+					if !c.At.IsZero() && (first.IsZero() || c.At.Before(first)) {
+						first = c.At
+					}
 				default:
 					break drain
 				}
@@ -622,7 +641,9 @@ func (e *Enforcer) Run(ctx context.Context, ds *decisions.Set) error {
 			if resync {
 				if err := e.Apply(relist()); err != nil {
 					e.log.Error("nft: resync failed", "err", err)
+					continue
 				}
+				e.observe(first, n, true)
 				continue
 			}
 			if err := e.update(slices.Collect(maps.Values(byValue))); err != nil {
@@ -631,10 +652,28 @@ func (e *Enforcer) Run(ctx context.Context, ds *decisions.Set) error {
 				e.log.Warn("nft: incremental update failed, reconciling", "err", err)
 				if err := e.Apply(relist()); err != nil {
 					e.log.Error("nft: reconcile failed", "err", err)
+					continue
 				}
+				e.observe(first, n, true)
+				continue
 			}
+			e.observe(first, n, false)
 		}
 	}
+}
+
+// observe reports a successful write for n changes, the earliest made at
+// first, to cfg.Observe. A change without a time (a set that predates
+// Change.At) is measured from now, i.e. not at all.
+func (e *Enforcer) observe(first time.Time, n int, full bool) {
+	if e.cfg.Observe == nil {
+		return
+	}
+	var lat time.Duration
+	if !first.IsZero() {
+		lat = max(0, time.Since(first))
+	}
+	e.cfg.Observe(Applied{Changes: n, Latency: lat, Full: full})
 }
 
 func (e *Enforcer) take(c decisions.Change, byValue map[netip.Prefix]phalanx.Decision) (resync bool) {
