@@ -165,6 +165,7 @@ func (m *Member) handler() http.Handler {
 	mux.HandleFunc("POST /v1/drill", m.postDrill)
 	mux.HandleFunc("GET /v1/events", m.getEvents)
 	mux.Handle("GET /metrics", m.metricsHandler())
+	m.adminRoutes(mux) // admin.go: expel, key rotation
 	authed := m.auth(mux)
 	if len(m.mounts) > 0 {
 		// Extra handlers (the dashboard's static files) answer their own

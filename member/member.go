@@ -82,6 +82,9 @@ type outgoing struct {
 	kind ledger.Kind
 	body any
 	done chan published // nil: nobody waits
+	// rotate, with a KindKeyRotation, is the identity to sign with once
+	// the rotation is in the ledger (see admin.go).
+	rotate *ledger.Identity
 }
 
 // published is what publishing one envelope gave.
@@ -193,6 +196,9 @@ func (m *Member) Run(ctx context.Context) error {
 				return fmt.Errorf("member: publish the charter: %w", err)
 			}
 		}
+	}
+	if err := m.finishRotation(ctx, bus); err != nil {
+		return err
 	}
 	if err := m.restore(); err != nil {
 		return err
@@ -375,7 +381,12 @@ func (m *Member) send(ctx context.Context, o outgoing) bool {
 // publish seals and publishes one envelope and waits for the stream's
 // acknowledgement.
 func (m *Member) publish(ctx context.Context, kind ledger.Kind, body any) (published, error) {
-	o := outgoing{kind: kind, body: body, done: make(chan published, 1)}
+	return m.publishOutgoing(ctx, outgoing{kind: kind, body: body})
+}
+
+func (m *Member) publishOutgoing(ctx context.Context, o outgoing) (published, error) {
+	kind := o.kind
+	o.done = make(chan published, 1)
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
 	if !m.send(ctx, o) {
@@ -399,7 +410,15 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 			return nil
 		case o = <-m.out:
 		}
+		before := m.chain
 		env, err := ledger.Seal(m.id, &m.chain, m.alliance, o.kind, o.body, m.clock.Now().UTC())
+		if err == nil && o.rotate != nil {
+			// The new key is on disk before the envelope announcing it
+			// leaves: a crash in between is finished at the next start.
+			if err = m.stageRotation(*o.rotate, env); err != nil {
+				m.chain = before
+			}
+		}
 		if err != nil {
 			if o.done != nil {
 				o.done <- published{err: fmt.Errorf("member: seal %s: %w", o.kind, err)}
@@ -432,6 +451,14 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 			p.err = fmt.Errorf("member: publish %s: %w", o.kind, err)
 		} else {
 			m.stats.countSent(o.kind)
+			if o.rotate != nil {
+				// Everything sealed from now on follows the rotation in
+				// the ledger, so it must carry the new key's signature.
+				m.id.Public, m.id.Private = o.rotate.Public, o.rotate.Private
+				if err := m.commitRotation(); err != nil {
+					m.log.Error("member: key rotated in the ledger but not saved; the next start finishes it", "err", err)
+				}
+			}
 		}
 		if o.done != nil {
 			o.done <- p

@@ -45,7 +45,8 @@ is answered by all. The founder creates it (init), invites members (invite),
 and each new member joins with the one-line token (join). Every member then
 runs 'phalanx up --data DIR'.`,
 	}
-	cmd.AddCommand(newAllianceInitCmd(), newAllianceInviteCmd(), newAllianceJoinCmd(), newAllianceMembersCmd())
+	cmd.AddCommand(newAllianceInitCmd(), newAllianceInviteCmd(), newAllianceJoinCmd(), newAllianceMembersCmd(),
+		newAllianceExpelCmd(), newAllianceRotateKeyCmd())
 	return cmd
 }
 
@@ -278,4 +279,86 @@ func prefixList(ps []netip.Prefix) string {
 		s[i] = p.String()
 	}
 	return strings.Join(s, ",")
+}
+
+func newAllianceExpelCmd() *cobra.Command {
+	var data, reason, output string
+	cmd := &cobra.Command{
+		Use:   "expel MEMBER --data DIR --reason TEXT",
+		Short: "Expel a member: every member refuses its envelopes from then on",
+		Long: `Expel publishes a signed expulsion of MEMBER (its ID, as 'alliance members'
+lists it). From its place in the ledger on, every member refuses MEMBER's
+envelopes, and its reports still waiting for corroboration stop counting;
+decisions already in force stay until they expire or are lifted.
+
+Only a council member may expel (the charter says who: 'phalanx charter show');
+the running member behind --data must be one. Expulsion is for a member whose
+key leaked or that lies: for a false positive, a ceasefire or a lift is the
+lighter tool. There is no undo: a member expelled by mistake joins again with
+a new invitation (and a new key).`,
+		Example: `  phalanx alliance members --data /var/lib/phalanx
+  phalanx alliance expel 3f2a9c... --data /var/lib/phalanx --reason "key leaked with web3's backup"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client(data)
+			if err != nil {
+				return err
+			}
+			pub, err := c.Expel(cmd.Context(), ledger.MemberID(strings.TrimSpace(args[0])), reason)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), pub)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Expelled %s (ledger entry %d, %s).\nEvery member refuses its envelopes from that entry on; check with: phalanx alliance members --data %s\n", safe(args[0]), pub.Seq, pub.ID, data)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", "", "a council member's data directory (required; its 'phalanx up' must be running)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, on the record for every member (required)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "json, or a sentence")
+	cmd.MarkFlagRequired("data")
+	cmd.MarkFlagRequired("reason")
+	return cmd
+}
+
+func newAllianceRotateKeyCmd() *cobra.Command {
+	var data, output string
+	cmd := &cobra.Command{
+		Use:   "rotate-key --data DIR",
+		Short: "Replace this member's signing key (the member keeps its ID)",
+		Long: `Rotate-key makes a fresh ed25519 key for the running member behind --data and
+publishes the change signed with the old key. From its place in the ledger on,
+every member verifies this member's envelopes with the new key only, and
+refuses anything signed with the old one. The new key replaces identity.json
+(same member ID) once the change is in the ledger; the old key is deleted.
+
+Rotate after a backup of the data directory went somewhere it should not, when
+an operator with access leaves, or on a schedule. If the key itself leaked and
+someone may already be using it, ask a council member to expel the member
+instead and join again: a rotation signed by a thief would lock you out.`,
+		Example: `  phalanx alliance rotate-key --data /var/lib/phalanx
+  phalanx alliance rotate-key --data /var/lib/phalanx -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client(data)
+			if err != nil {
+				return err
+			}
+			k, err := c.RotateKey(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), k)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Rotated the key of member %s (ledger entry %d): new public key %x.\nThe old key is refused by every member from that entry on.\n", k.Member, k.Seq, k.PublicKey)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", "", "the member's data directory (required; its 'phalanx up' must be running)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "json, or a sentence")
+	cmd.MarkFlagRequired("data")
+	return cmd
 }
