@@ -7,11 +7,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +32,28 @@ const (
 	drillWait       = 5 * time.Second
 	defaultDuration = 4 * time.Hour
 	maxReason       = 1024
+	// maxDecisionDuration and maxCeasefireFor are the fold's own caps
+	// (alliance: a report asks for at most 30 days, a ceasefire lasts at
+	// most 24 h): refused here with a reason rather than clamped or
+	// rejected silently by every member's fold after a 202.
+	maxDecisionDuration = 30 * 24 * time.Hour
+	maxCeasefireFor     = 24 * time.Hour
+	maxScenario         = 128
+	// maxEventStreams bounds the open GET /v1/events streams: each holds a
+	// goroutine, a subscription buffer and a connection, so a client that
+	// opens thousands must be refused rather than exhaust the member. A
+	// dashboard tab holds one.
+	maxEventStreams = 64
+	// maxListLimit is the largest ?limit= on GET /v1/decisions.
+	maxListLimit = 1_000_000
+	// maxHeaderBytes bounds a request's headers (net/http's default is
+	// 1 MiB; a bearer token and a few headers need far less).
+	maxHeaderBytes = 64 << 10
+	// readHeaderTimeout cuts off a client that sends its headers slowly
+	// (slowloris) so it cannot hold connections open for free.
+	readHeaderTimeout = 5 * time.Second
+	// maxEcho bounds how much of a client's input an error message quotes.
+	maxEcho = 64
 )
 
 // drillRange is the RFC 2544 benchmarking space: nothing real lives there,
@@ -131,11 +158,15 @@ func (m *Member) serveAPI(ctx context.Context) error {
 	}
 	srv := &http.Server{
 		Handler:           m.handler(),
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      drillWait + 10*time.Second,
 		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    maxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// net/http's own complaints (malformed requests, panics) go to the
+		// member's log, not to the standard logger's stderr.
+		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
 	}
 	m.readyOnce.Do(func() { close(m.ready) })
 	errc := make(chan error, 1)
@@ -163,10 +194,11 @@ func (m *Member) handler() http.Handler {
 	mux.HandleFunc("POST /v1/ceasefire", m.postCeasefire)
 	mux.HandleFunc("DELETE /v1/ceasefire", m.deleteCeasefire)
 	mux.HandleFunc("POST /v1/drill", m.postDrill)
-	mux.HandleFunc("GET /v1/events", m.getEvents)
+	mux.HandleFunc("GET /v1/events", m.limitStreams(m.getEvents, make(chan struct{}, maxEventStreams)))
+	mux.HandleFunc("POST /v1/imported", m.postImported) // imported.go: decisions from fail2ban or CrowdSec
 	mux.Handle("GET /metrics", m.metricsHandler())
 	m.adminRoutes(mux) // admin.go: expel, key rotation
-	authed := m.auth(mux)
+	authed := m.auth(checkRequest(mux))
 	if len(m.mounts) > 0 {
 		// Extra handlers (the dashboard's static files) answer their own
 		// paths before the token check: they carry no data, and whatever
@@ -211,6 +243,8 @@ func (m *Member) MountBouncerAPI(h http.Handler) { m.bouncers = h }
 // auth requires a token on every route: decisions and members are not for
 // whoever else runs code on the machine. The admin token (api.token) may do
 // everything; the read-only token (api.readonly) only reads — GET and HEAD.
+// A missing or wrong token is 401 (RFC 6750), a write with the read-only
+// token 403. Neither answer, nor the log, repeats what the client sent.
 func (m *Member) auth(next http.Handler) http.Handler {
 	want := []byte("Bearer " + m.token)
 	var wantRO []byte
@@ -220,7 +254,8 @@ func (m *Member) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
 		if h == "" {
-			writeJSON(w, http.StatusUnauthorized, apiError{"missing Authorization: Bearer <token> (the token is in the data directory's api.token)"})
+			w.Header().Set("WWW-Authenticate", `Bearer realm="phalanx"`)
+			writeJSON(w, http.StatusUnauthorized, apiError{"missing Authorization: Bearer <token>: the admin token is in the data directory's api.token, the read-only one in api.readonly (phalanx api token --data DIR [--read-only])"})
 			return
 		}
 		admin := subtle.ConstantTimeCompare([]byte(h), want) == 1
@@ -232,12 +267,151 @@ func (m *Member) auth(next http.Handler) http.Handler {
 			writeJSON(w, http.StatusForbidden, apiError{"read-only token: writes need the admin token in api.token"})
 			return
 		default:
-			writeJSON(w, http.StatusForbidden, apiError{"wrong token"})
+			w.Header().Set("WWW-Authenticate", `Bearer realm="phalanx", error="invalid_token"`)
+			msg := "wrong token: use the admin token in the data directory's api.token or the read-only one in api.readonly (phalanx api token --data DIR [--read-only]); a re-initialised data directory has new tokens"
+			if !strings.HasPrefix(h, "Bearer ") {
+				msg = "Authorization must be Bearer <token>: " + strings.TrimPrefix(msg, "wrong token: ")
+			}
+			writeJSON(w, http.StatusUnauthorized, apiError{msg})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// routeSpec is what a route accepts besides its method and path.
+type routeSpec struct {
+	params []string // query parameters; any other is refused
+	body   bool     // a JSON body; routes without one refuse a body
+}
+
+// routeSpecs are the checks checkRequest makes per mux pattern. A pattern
+// missing here (added by another file, or /metrics, whose scraper may add
+// its own parameters) is passed through unchecked.
+var routeSpecs = map[string]routeSpec{
+	"GET /v1/health":       {},
+	"GET /v1/decisions":    {params: []string{"value", "type", "origin", "scenario", "limit"}},
+	"POST /v1/decisions":   {body: true},
+	"DELETE /v1/decisions": {params: []string{"value", "reason"}},
+	"GET /v1/members":      {},
+	"GET /v1/charter":      {},
+	"POST /v1/ceasefire":   {body: true},
+	"DELETE /v1/ceasefire": {params: []string{"id"}},
+	"POST /v1/drill":       {},
+	"GET /v1/events":       {},
+}
+
+// checkRequest answers what mux would answer in plain text (unknown path,
+// wrong method) in JSON instead, and refuses, before the handler runs,
+// query parameters a route does not take, a parameter given twice (which
+// of the two wins is not worth guessing; a typo like ?vaule= must not be
+// ignored silently) and a body on a route that takes none.
+func checkRequest(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pattern := mux.Handler(r)
+		if pattern == "" {
+			rec := &headerRecorder{header: http.Header{}}
+			mux.ServeHTTP(rec, r)
+			switch rec.status {
+			case http.StatusMethodNotAllowed:
+				allow := rec.header.Get("Allow")
+				w.Header().Set("Allow", allow)
+				writeJSON(w, rec.status, apiError{fmt.Sprintf("method %s not allowed on %s: use %s (see docs/api/openapi.yaml)", echo(r.Method), echo(r.URL.Path), allow)})
+			case http.StatusNotFound:
+				writeJSON(w, rec.status, apiError{fmt.Sprintf("no route %s: the API's routes are under /v1/ (see docs/api/openapi.yaml)", echo(r.URL.Path))})
+			default:
+				mux.ServeHTTP(w, r) // a redirect to the cleaned path
+			}
+			return
+		}
+		spec, ok := routeSpecs[pattern]
+		if !ok {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			badRequest(w, "malformed query string: %s", echo(err.Error()))
+			return
+		}
+		for _, k := range slices.Sorted(func(yield func(string) bool) {
+			for k := range q {
+				if !yield(k) {
+					return
+				}
+			}
+		}) {
+			switch {
+			case !slices.Contains(spec.params, k) && len(spec.params) == 0:
+				badRequest(w, "query parameter %s: %s takes none", echo(k), pattern)
+				return
+			case !slices.Contains(spec.params, k):
+				badRequest(w, "unknown query parameter %s: %s takes %s", echo(k), pattern, strings.Join(spec.params, ", "))
+				return
+			case len(q[k]) > 1:
+				badRequest(w, "query parameter %s given %d times: give it once", echo(k), len(q[k]))
+				return
+			}
+		}
+		if !spec.body && r.Body != nil && r.Body != http.NoBody {
+			var one [1]byte
+			n, err := io.ReadFull(r.Body, one[:])
+			var mb *http.MaxBytesError
+			if errors.As(err, &mb) {
+				writeJSON(w, http.StatusRequestEntityTooLarge, apiError{"body larger than 1 MiB, and this route takes none"})
+				return
+			}
+			if n > 0 {
+				badRequest(w, "%s takes no body: send the request without one", pattern)
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// headerRecorder learns the status and headers of mux's own plain-text
+// answers (404, 405) so checkRequest can answer them in JSON.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header { return h.header }
+func (h *headerRecorder) WriteHeader(code int) {
+	if h.status == 0 {
+		h.status = code
+	}
+}
+func (h *headerRecorder) Write(b []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+// limitStreams refuses a stream beyond the capacity of slots with 503.
+func (m *Member) limitStreams(next http.HandlerFunc, slots chan struct{}) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		default:
+			w.Header().Set("Retry-After", "10")
+			writeJSON(w, http.StatusServiceUnavailable, apiError{fmt.Sprintf(
+				"too many event streams open (%d): close some (each dashboard tab holds one) and retry", cap(slots))})
+			return
+		}
+		next(w, r)
+	}
+}
+
+// echo quotes s for an error message, cut to maxEcho bytes: an error must
+// say what was wrong without echoing a megabyte back.
+func echo(s string) string {
+	if len(s) <= maxEcho {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:maxEcho]) + fmt.Sprintf("… (%d bytes)", len(s))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -250,23 +424,68 @@ func badRequest(w http.ResponseWriter, format string, a ...any) {
 	writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf(format, a...)})
 }
 
+// decodeBody decodes r's JSON body into v, a pointer to a struct,
+// refusing unknown fields and trailing data, and answers 400 or 413 with
+// what to send instead when it cannot.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, apiError{"body larger than 1 MiB"})
-			return false
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("more than one JSON value")
+	}
+	if err == nil {
+		// Anything after the value other than white space.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("data after the JSON object")
 		}
-		badRequest(w, "malformed JSON body: %v", err)
-		return false
 	}
-	if dec.More() {
-		badRequest(w, "malformed JSON body: more than one value")
-		return false
+	if err == nil {
+		return true
 	}
-	return true
+	fields := jsonFields(v)
+	var (
+		mb   *http.MaxBytesError
+		typ  *json.UnmarshalTypeError
+		syn  *json.SyntaxError
+		hint = "send a JSON object with " + strings.Join(fields, ", ")
+	)
+	switch {
+	case errors.As(err, &mb):
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{"body larger than 1 MiB: send less (reasons are at most 1 KiB)"})
+	case errors.Is(err, io.EOF):
+		badRequest(w, "empty body: %s", hint)
+	case errors.As(err, &typ) && typ.Field != "":
+		badRequest(w, "field %s: a JSON %s where a %s belongs: %s", echo(typ.Field), typ.Value, typ.Type, hint)
+	case errors.As(err, &typ):
+		badRequest(w, "body is a JSON %s: %s", typ.Value, hint)
+	case errors.As(err, &syn):
+		badRequest(w, "malformed JSON body at byte %d: %s", syn.Offset, hint)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		badRequest(w, "unknown field %s: %s", echo(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)), hint)
+	default:
+		badRequest(w, "malformed JSON body (%s): %s", echo(err.Error()), hint)
+	}
+	return false
+}
+
+// jsonFields lists the JSON names of the struct v points to.
+func jsonFields(v any) []string {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func (m *Member) written(w http.ResponseWriter, err error) bool {
@@ -287,7 +506,66 @@ func (m *Member) getHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h)
 }
 
+// decisionFilter is GET /v1/decisions' query: every given field must match.
+type decisionFilter struct {
+	value    netip.Prefix // decisions overlapping it
+	typ      phalanx.DecisionType
+	origin   phalanx.Origin
+	scenario string
+	limit    int
+}
+
+func parseDecisionFilter(q url.Values) (decisionFilter, error) {
+	var f decisionFilter
+	if v := q.Get("value"); v != "" {
+		p, err := phalanx.ParsePrefixOrAddr(v)
+		if err != nil {
+			return f, fmt.Errorf("value %s: give an IP address (192.0.2.7) or a CIDR range (198.51.100.0/24)", echo(v))
+		}
+		f.value = p
+	}
+	if v := q.Get("type"); v != "" {
+		t, err := phalanx.ParseDecisionType(v)
+		if err != nil {
+			return f, fmt.Errorf("type %s: use ban, captcha or throttle", echo(v))
+		}
+		f.typ = t
+	}
+	if v := q.Get("origin"); v != "" {
+		if len(v) > maxScenario {
+			return f, fmt.Errorf("origin %s: at most %d bytes (local, alliance, manual, import:…)", echo(v), maxScenario)
+		}
+		f.origin = phalanx.Origin(v)
+	}
+	if v := q.Get("scenario"); v != "" {
+		if len(v) > maxScenario {
+			return f, fmt.Errorf("scenario %s: at most %d bytes", echo(v), maxScenario)
+		}
+		f.scenario = v
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			return f, fmt.Errorf("limit %s: give a whole number from 1 to %d", echo(v), maxListLimit)
+		}
+		f.limit = n
+	}
+	return f, nil
+}
+
+func (f decisionFilter) match(d phalanx.Decision) bool {
+	return (!f.value.IsValid() || f.value.Overlaps(d.Value)) &&
+		(f.typ == "" || d.Type == f.typ) &&
+		(f.origin == "" || d.Origin == f.origin) &&
+		(f.scenario == "" || d.Scenario == f.scenario)
+}
+
 func (m *Member) getDecisions(w http.ResponseWriter, r *http.Request) {
+	f, err := parseDecisionFilter(r.URL.Query())
+	if err != nil {
+		badRequest(w, "%v", err)
+		return
+	}
 	now := m.clock.Now()
 	reporters := map[netip.Prefix][]ledger.MemberID{}
 	m.mu.Lock()
@@ -298,6 +576,12 @@ func (m *Member) getDecisions(w http.ResponseWriter, r *http.Request) {
 	list := m.ds.List()
 	out := make([]DecisionView, 0, len(list))
 	for _, d := range list {
+		if !f.match(d) {
+			continue
+		}
+		if f.limit > 0 && len(out) == f.limit {
+			break
+		}
 		out = append(out, DecisionView{
 			Value: d.ValueString(), Scope: d.Scope(), Type: d.Type, Scenario: d.Scenario, Origin: d.Origin,
 			Reporters: reporters[d.Value], Duration: d.Duration.String(), FirstSeen: d.FirstSeen,
@@ -314,20 +598,20 @@ func (m *Member) postDecision(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := phalanx.ParsePrefixOrAddr(req.Value)
 	if err != nil {
-		badRequest(w, "value: %v", err)
+		badRequest(w, "value %s: give an IP address (192.0.2.7, 2001:db8::7) or a CIDR range (198.51.100.0/24)", echo(req.Value))
 		return
 	}
 	typ := phalanx.Ban
 	if req.Type != "" {
 		if typ, err = phalanx.ParseDecisionType(req.Type); err != nil {
-			badRequest(w, "type: %v", err)
+			badRequest(w, "type %s: use ban (the default), captcha or throttle", echo(req.Type))
 			return
 		}
 	}
 	dur := defaultDuration
 	if req.Duration != "" {
-		if dur, err = time.ParseDuration(req.Duration); err != nil || dur <= 0 {
-			badRequest(w, "duration %q: give a positive Go duration such as 4h or 30m", req.Duration)
+		if dur, err = time.ParseDuration(req.Duration); err != nil || dur <= 0 || dur > maxDecisionDuration {
+			badRequest(w, "duration %s: give a positive Go duration of at most 720h (30 days, the alliance's longest decision), such as 4h or 30m", echo(req.Duration))
 			return
 		}
 	}
@@ -347,9 +631,14 @@ func (m *Member) postDecision(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Member) deleteDecision(w http.ResponseWriter, r *http.Request) {
-	p, err := phalanx.ParsePrefixOrAddr(r.URL.Query().Get("value"))
+	v := r.URL.Query().Get("value")
+	if v == "" {
+		badRequest(w, "value: give the address or range to lift, e.g. ?value=192.0.2.7")
+		return
+	}
+	p, err := phalanx.ParsePrefixOrAddr(v)
 	if err != nil {
-		badRequest(w, "value: %v", err)
+		badRequest(w, "value %s: give an IP address (192.0.2.7) or a CIDR range (198.51.100.0/24)", echo(v))
 		return
 	}
 	reason := r.URL.Query().Get("reason")
@@ -387,14 +676,18 @@ func (m *Member) postCeasefire(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dur, err := time.ParseDuration(req.For)
-	if err != nil || dur <= 0 {
-		badRequest(w, "for %q: give a positive Go duration such as 30m", req.For)
+	if err != nil || dur <= 0 || dur > maxCeasefireFor {
+		badRequest(w, "for %s: give a positive Go duration of at most 24h (a ceasefire is time-boxed), such as 30m", echo(req.For))
+		return
+	}
+	if len(req.Scenario) > maxScenario {
+		badRequest(w, "scenario: at most %d bytes; leave it empty for every scenario", maxScenario)
 		return
 	}
 	var scope netip.Prefix
 	if req.Scope != "" {
 		if scope, err = phalanx.ParsePrefixOrAddr(req.Scope); err != nil {
-			badRequest(w, "scope: %v", err)
+			badRequest(w, "scope %s: give an IP address or a CIDR range, or leave it empty for every address", echo(req.Scope))
 			return
 		}
 	}
@@ -413,7 +706,7 @@ func (m *Member) postCeasefire(w http.ResponseWriter, r *http.Request) {
 func (m *Member) deleteCeasefire(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("id")
 	if id == "" || len(id) > 64 {
-		badRequest(w, "id: give the ceasefire's id")
+		badRequest(w, "id: give the ceasefire's id, e.g. ?id=0123456789abcdef (phalanx ceasefire list, or the dashboard)")
 		return
 	}
 	pub, err := m.publish(r.Context(), ledger.KindCeasefireEnd, ledger.CeasefireEnd{ID: id})

@@ -25,6 +25,7 @@ import (
 	"github.com/phalanx-defence/phalanx/alliance"
 	"github.com/phalanx-defence/phalanx/decisions"
 	"github.com/phalanx-defence/phalanx/ledger"
+	"github.com/phalanx-defence/phalanx/migrate"
 	"github.com/phalanx-defence/phalanx/natsbus"
 	"github.com/phalanx-defence/phalanx/source/file"
 )
@@ -76,6 +77,8 @@ type Member struct {
 
 	drillMu sync.Mutex
 	drills  map[string]chan struct{} // drill ID → signalled on each ack of it
+
+	imp imported // decisions from fail2ban or CrowdSec (imported.go)
 }
 
 type outgoing struct {
@@ -262,6 +265,9 @@ func (m *Member) restore() error {
 	m.mu.Lock()
 	m.fold = fold
 	m.mu.Unlock()
+	if err := m.loadImported(); err != nil {
+		return err
+	}
 	m.reconcile()
 	return nil
 }
@@ -317,6 +323,8 @@ func (m *Member) apply(ctx context.Context, msg natsbus.Message) error {
 	}
 	m.stats.countReceived(env.Kind)
 	switch env.Kind {
+	case ledger.KindLift:
+		m.liftImported(env)
 	case ledger.KindCeasefire, ledger.KindCeasefireEnd:
 		m.reconcile()
 	case ledger.KindDrill:
@@ -361,10 +369,11 @@ func (m *Member) reconcile() {
 		m.ds.Add(d.Decision)
 	}
 	for _, d := range m.ds.List() {
-		if d.Origin != phalanx.OriginLocal && !want[d.Value] {
+		if d.Origin != phalanx.OriginLocal && !migrate.IsImported(d.Origin) && !want[d.Value] {
 			m.ds.Delete(d.Value)
 		}
 	}
+	m.enforceImported()
 }
 
 // send queues an envelope for the publisher; it blocks while the outbox

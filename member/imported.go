@@ -1,0 +1,335 @@
+package member
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/phalanx-defence/phalanx"
+	"github.com/phalanx-defence/phalanx/ledger"
+	"github.com/phalanx-defence/phalanx/migrate"
+)
+
+// fileImported holds the decisions `phalanx import` brought from fail2ban
+// or CrowdSec. They are this member's own local decisions: enforced here,
+// never published unless the operator asks (`--share`), because a member
+// that published thousands of reports at once would exceed the charter's
+// rate limit and be flagged. The member loads them when it starts, so they
+// survive restarts, and they expire on their own.
+const fileImported = "imported.json"
+
+// maxImported bounds the imported decisions a member keeps (a full
+// CrowdSec community blocklist is some tens of thousands).
+const maxImported = 1_000_000
+
+// imported is the member's set of imported decisions and its file.
+type imported struct {
+	mu      sync.Mutex
+	loaded  bool
+	byValue map[netip.Prefix]phalanx.Decision
+}
+
+// importedFile is the schema of imported.json.
+type importedFile struct {
+	Decisions []phalanx.Decision `json:"decisions"`
+}
+
+// ImportRequest is the body of POST /v1/imported.
+type ImportRequest struct {
+	Decisions []phalanx.Decision `json:"decisions"`
+}
+
+// ImportResult is what an import into a member did.
+type ImportResult struct {
+	Added    int  `json:"added"`    // values the member did not hold as imported
+	Updated  int  `json:"updated"`  // values it held, now with a later end or a stronger type
+	Kept     int  `json:"kept"`     // values it held already with an end as late
+	Expired  int  `json:"expired"`  // already over when they arrived
+	Imported int  `json:"imported"` // imported decisions the member now holds
+	Running  bool `json:"running"`  // a running member took them at once
+}
+
+// readImported reads dir's imported.json; a missing file is an empty set.
+func readImported(dir string) (map[netip.Prefix]phalanx.Decision, error) {
+	out := map[netip.Prefix]phalanx.Decision{}
+	b, err := os.ReadFile(filepath.Join(dir, fileImported))
+	if errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("member: %w", err)
+	}
+	var f importedFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("member: %s: %w (move it away and import again)", filepath.Join(dir, fileImported), err)
+	}
+	for _, d := range f.Decisions {
+		if d.Value.IsValid() {
+			out[d.Value.Masked()] = d
+		}
+	}
+	return out, nil
+}
+
+// writeImported replaces dir's imported.json with the decisions of set
+// still in force at now.
+func writeImported(dir string, set map[netip.Prefix]phalanx.Decision, now time.Time) error {
+	f := importedFile{Decisions: make([]phalanx.Decision, 0, len(set))}
+	for _, d := range set {
+		if d.Until().After(now) {
+			f.Decisions = append(f.Decisions, d)
+		}
+	}
+	slices.SortFunc(f.Decisions, func(a, b phalanx.Decision) int { return a.Value.Addr().Compare(b.Value.Addr()) })
+	b, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("member: %s: %w", fileImported, err)
+	}
+	return writeFile(filepath.Join(dir, fileImported), b, 0o600)
+}
+
+// mergeImported adds ds to set (expired ones dropped; for a value already
+// held, the stronger type, then the later end, wins) and says what it did.
+func mergeImported(set map[netip.Prefix]phalanx.Decision, ds []phalanx.Decision, now time.Time) (ImportResult, error) {
+	var r ImportResult
+	for _, d := range ds {
+		if !d.Value.IsValid() {
+			return r, errors.New("a decision without a valid value")
+		}
+		if !migrate.IsImported(d.Origin) {
+			return r, fmt.Errorf("%s: origin %q is not an import's (%s…)", d.ValueString(), d.Origin, migrate.OriginPrefix)
+		}
+		if _, err := phalanx.ParseDecisionType(string(d.Type)); err != nil {
+			return r, fmt.Errorf("%s: %w", d.ValueString(), err)
+		}
+		if !d.Until().After(now) {
+			r.Expired++
+			continue
+		}
+		d.Value = d.Value.Masked()
+		old, ok := set[d.Value]
+		switch {
+		case !ok || !old.Until().After(now):
+			if !ok && len(set) >= maxImported {
+				return r, fmt.Errorf("more than %d imported decisions: import ranges instead of single addresses", maxImported)
+			}
+			set[d.Value] = d
+			r.Added++
+		case typeRank(d.Type) > typeRank(old.Type) || (d.Type == old.Type && d.Until().After(old.Until())):
+			set[d.Value] = d
+			r.Updated++
+		default:
+			r.Kept++
+		}
+	}
+	r.Imported = len(set)
+	return r, nil
+}
+
+func typeRank(t phalanx.DecisionType) int {
+	switch t {
+	case phalanx.Ban:
+		return 3
+	case phalanx.Captcha:
+		return 2
+	case phalanx.Throttle:
+		return 1
+	}
+	return 0
+}
+
+// ImportOffline adds ds to the imported decisions of the member in dir
+// while it is not running: they are enforced from its next start. A
+// running member must be given them through its API (APIClient.Import)
+// instead, or it would not enforce them until restarted.
+func ImportOffline(dir string, ds []phalanx.Decision, now time.Time) (ImportResult, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("member: %w", err)
+	}
+	if _, err := loadConfig(abs); err != nil {
+		return ImportResult{}, err
+	}
+	set, err := readImported(abs)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	r, err := mergeImported(set, ds, now)
+	if err != nil {
+		return r, fmt.Errorf("member: import: %w", err)
+	}
+	return r, writeImported(abs, set, now)
+}
+
+// loadImported reads imported.json once, when the member starts.
+func (m *Member) loadImported() error {
+	m.imp.mu.Lock()
+	defer m.imp.mu.Unlock()
+	if m.imp.loaded {
+		return nil
+	}
+	set, err := readImported(m.dir)
+	if err != nil {
+		return err
+	}
+	m.imp.byValue, m.imp.loaded = set, true
+	return nil
+}
+
+// enforceImported puts the imported decisions in force into the decision
+// set: at start, and again on every reconcile, since a lifted or expired
+// alliance decision for the same value takes the merged record with it.
+func (m *Member) enforceImported() {
+	now := m.clock.Now()
+	m.imp.mu.Lock()
+	defer m.imp.mu.Unlock()
+	for v, d := range m.imp.byValue {
+		if !d.Until().After(now) {
+			delete(m.imp.byValue, v)
+			continue
+		}
+		if cur, ok := m.ds.Lookup(v.Addr()); ok && cur.Value == v && !cur.Until().Before(d.Until()) && typeRank(cur.Type) >= typeRank(d.Type) {
+			continue // in force already, as strong and as long
+		}
+		m.ds.Add(d)
+	}
+}
+
+// liftImported drops an imported decision when this member's operator
+// lifts its value (`phalanx decisions delete`): the lift goes through the
+// ledger like any other, and the import must not bring the value back.
+// Lifts by other members leave this member's imports alone: they are its
+// own local decisions.
+func (m *Member) liftImported(env ledger.Envelope) {
+	if env.Author != m.id.ID {
+		return
+	}
+	l, err := ledger.DecodeBody[ledger.Lift](env)
+	if err != nil || !l.Value.IsValid() {
+		return
+	}
+	v := l.Value.Masked()
+	if a := v.Addr(); a.Is4In6() && v.Bits() >= 96 {
+		v = netip.PrefixFrom(a.Unmap(), v.Bits()-96)
+	}
+	m.imp.mu.Lock()
+	_, ok := m.imp.byValue[v]
+	if ok {
+		delete(m.imp.byValue, v)
+	}
+	set := maps(m.imp.byValue)
+	m.imp.mu.Unlock()
+	if !ok {
+		return
+	}
+	if cur, found := m.ds.Lookup(v.Addr()); found && cur.Value == v && migrate.IsImported(cur.Origin) {
+		m.ds.Delete(v)
+	}
+	if err := writeImported(m.dir, set, m.clock.Now()); err != nil {
+		m.log.Warn("member: imported decisions: could not save the lift", "value", v, "err", err)
+	}
+}
+
+func maps(s map[netip.Prefix]phalanx.Decision) map[netip.Prefix]phalanx.Decision {
+	out := make(map[netip.Prefix]phalanx.Decision, len(s))
+	for k, v := range s {
+		out[k] = v
+	}
+	return out
+}
+
+// postImported is POST /v1/imported: a running member takes imported
+// decisions at once, enforces them and saves them in imported.json. A
+// large import arrives in several requests (the body is capped at 1 MiB).
+func (m *Member) postImported(w http.ResponseWriter, r *http.Request) {
+	var req ImportRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if err := m.loadImported(); err != nil {
+		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
+		return
+	}
+	now := m.clock.Now()
+	m.imp.mu.Lock()
+	// An import made while the member was down, after it started, is in
+	// the file only: take it too rather than overwrite it.
+	if disk, err := readImported(m.dir); err == nil {
+		for v, d := range disk {
+			if _, ok := m.imp.byValue[v]; !ok {
+				m.imp.byValue[v] = d
+			}
+		}
+	}
+	res, err := mergeImported(m.imp.byValue, req.Decisions, now)
+	set := maps(m.imp.byValue)
+	m.imp.mu.Unlock()
+	if err != nil {
+		badRequest(w, "decisions: %v", err)
+		return
+	}
+	if err := writeImported(m.dir, set, now); err != nil {
+		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
+		return
+	}
+	m.enforceImported()
+	m.ds.Settle()
+	res.Running = true
+	m.log.Info("decisions imported", "added", res.Added, "updated", res.Updated, "imported", res.Imported)
+	writeJSON(w, http.StatusOK, res)
+}
+
+// importBatch keeps each request under the API's 1 MiB body limit: a
+// decision with its trimmed evidence is at most some 600 bytes of JSON.
+const importBatch = 1000
+
+// Import gives a running member imported decisions (POST /v1/imported),
+// in batches.
+func (c *APIClient) Import(ctx context.Context, ds []phalanx.Decision) (ImportResult, error) {
+	var total ImportResult
+	for start := 0; start < len(ds) || start == 0; start += importBatch {
+		batch := ds[start:min(start+importBatch, len(ds))]
+		var r ImportResult
+		if err := c.do(ctx, http.MethodPost, "/v1/imported", ImportRequest{Decisions: trimEvidence(batch)}, &r); err != nil {
+			return total, err
+		}
+		total.Added += r.Added
+		total.Updated += r.Updated
+		total.Kept += r.Kept
+		total.Expired += r.Expired
+		total.Imported = r.Imported
+		total.Running = true
+		if len(ds) == 0 {
+			break
+		}
+	}
+	return total, nil
+}
+
+// trimEvidence keeps the last evidence line, of at most 160 bytes, per
+// decision: enough to say where it came from, and a batch stays under the
+// body limit whatever the input held.
+func trimEvidence(ds []phalanx.Decision) []phalanx.Decision {
+	out := make([]phalanx.Decision, len(ds))
+	for i, d := range ds {
+		ev := d.Evidence[max(0, len(d.Evidence)-1):]
+		d.Evidence = make([]string, 0, len(ev))
+		for _, l := range ev {
+			if len(l) > 160 {
+				l = strings.ToValidUTF8(l[:160], "")
+			}
+			d.Evidence = append(d.Evidence, l)
+		}
+		out[i] = d
+	}
+	return out
+}
