@@ -178,3 +178,37 @@ func TestAckQueueHoldsLinesBehindAReport(t *testing.T) {
 		t.Fatal("a report still waits")
 	}
 }
+
+// TestChainAheadOfLedgerResyncs: a kill -9 between saving chain.json and
+// the stream's acknowledgement leaves the chain one envelope ahead of the
+// ledger; the restarted member continues from the ledger's position, so
+// its reports are accepted rather than refused as out-of-order.
+func TestChainAheadOfLedgerResyncs(t *testing.T) {
+	d := filepath.Join(t.TempDir(), "m")
+	if _, err := Init(d, "chain", "127.0.0.1:0", nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, d)
+	r.stop(t)
+	c, err := loadChain(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := c
+	lost.Seq++
+	lost.Last = strings.Repeat("ab", 32) // an envelope sealed, never published
+	if err := saveChain(d, lost); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(t.TempDir(), "auth.log")
+	refusedLines(t, log, 1, 3)
+	fi, _ := os.Stat(log)
+	start(t, d, func(m *Member) { m.AddSource(file.Config{Paths: []string{log}, Hint: "sshd", FromStart: true}) })
+	waitOffsets(t, d, fi.Size())
+	if got := reportsByValue(t, d); len(got) != 3 {
+		t.Errorf("%d reports accepted, want 3: %v", len(got), got)
+	}
+	if c2, _ := loadChain(d); c2.Seq <= c.Seq || c2.Seq == lost.Seq && c2.Last == lost.Last {
+		t.Errorf("chain after the restart: %+v (ledger's before: %+v)", c2, c)
+	}
+}

@@ -412,6 +412,10 @@ func (m *Member) publishOutgoing(ctx context.Context, o outgoing) (published, er
 // publisher is the only goroutine that seals: the member's chain (Seq,
 // Prev) must advance one envelope at a time.
 func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
+	if !m.resyncChain(ctx, bus) {
+		return nil
+	}
+	chainErr := false
 	for {
 		var o outgoing
 		select {
@@ -436,8 +440,14 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 		}
 		// The chain position is saved before the envelope leaves: a crash
 		// after publishing must not make the next start reuse its Seq.
-		if err := saveChain(m.dir, m.chain); err != nil {
-			return err
+		// A failed save (a full disk) does not stop publishing: the next
+		// start resynchronises the chain from the ledger (resyncChain).
+		if err := saveChain(m.dir, m.chain); err != nil && !chainErr {
+			chainErr = true
+			m.log.Error("member: cannot save the chain position; publishing goes on, and a restart takes it from the ledger. Free space in the data directory", "dir", m.dir, "err", err)
+		} else if err == nil && chainErr {
+			chainErr = false
+			m.log.Info("member: chain position saved again", "dir", m.dir)
 		}
 		p := published{ID: env.ID()}
 		data := env.Encode()
