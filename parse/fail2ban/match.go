@@ -351,6 +351,9 @@ func (m *Matcher) find(tl tupleLine, date time.Time) []Failure {
 		switch {
 		case hasHost:
 			res.ID = host
+			if a, ok := parseAddr(host); ok && !strings.HasPrefix(host, "[") {
+				res.ID = a.String() // fail2ban's IPAddr prints addresses canonically
+			}
 			if hasFid && fid != host {
 				res.ID = fid
 			}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"text/tabwriter"
 	"time"
+
+	"github.com/phalanx-defence/phalanx/internal/corpus"
 )
 
 // The Debian fail2ban package installs its filters and, with its test
@@ -280,6 +282,33 @@ func evalCondition(c, name string, opts map[string]any) (bool, bool) {
 	return eq, true
 }
 
+// dumpCases appends the cases as JSON lines to $PHALANX_F2B_CASES when it
+// is set: docs/accuracy.md compares them with what fail2ban itself finds
+// on the same lines (a script there runs fail2ban the same way).
+func dumpCases(t testing.TB, runs []sampleRun) {
+	path := os.Getenv("PHALANX_F2B_CASES")
+	if path == "" {
+		return
+	}
+	fh, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	enc := json.NewEncoder(fh)
+	for _, r := range runs {
+		for _, c := range r.cases {
+			var host any
+			if c.gotMatch {
+				host = c.gotHost
+			}
+			if err := enc.Encode(map[string]any{"filter": c.filter, "opts": c.options, "file": c.file, "line": c.line, "match": c.gotMatch, "host": host}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 // sampleFilters lists the filters of root/filter.d that have samples.
 func sampleFilters(t testing.TB, root, logs string) []string {
 	ents, err := os.ReadDir(filepath.Join(root, "filter.d"))
@@ -372,6 +401,7 @@ func TestDebianSamples(t *testing.T) {
 			t.Logf("PROBLEM %s", p.String())
 		}
 	}
+	dumpCases(t, runs)
 	if total == 0 {
 		t.Fatal("no sample cases found")
 	}
@@ -380,5 +410,45 @@ func TestDebianSamples(t *testing.T) {
 		len(runs), noSamples, total, agree, pct, matchAgree, 100*float64(matchAgree)/float64(total))
 	if pct < 97 {
 		t.Errorf("agreement %.2f%% is below the 97%% floor", pct)
+	}
+}
+
+// TestCorpusSamples runs the newer copy of fail2ban's samples in the
+// shared corpus (fail2ban master) against Debian's filters (1.0.2). It is
+// a report, not a gate: a newer sample may annotate a line only a newer
+// filter recognises, and the differences say what Debian's filters miss,
+// not what phalanx's port gets wrong. TestDebianSamples is the gate.
+func TestCorpusSamples(t *testing.T) {
+	logs := filepath.Join(corpus.Dir(t), "fail2ban-logs")
+	if _, err := os.Stat(filepath.Join(debianRoot, "filter.d")); err != nil {
+		t.Skipf("%s/filter.d not found: install Debian's fail2ban package to run it", debianRoot)
+	}
+	var total, agree int
+	var runs []sampleRun
+	defer func() { dumpCases(t, runs) }()
+	for _, name := range sampleFilters(t, debianRoot, logs) {
+		if _, err := os.Stat(filepath.Join(logs, name)); err != nil {
+			continue
+		}
+		r := runSamples(t, debianRoot, logs, name)
+		if r.loadErr != nil {
+			t.Errorf("%s: %v", name, r.loadErr)
+			continue
+		}
+		runs = append(runs, r)
+		a := 0
+		for _, c := range r.cases {
+			if c.agree {
+				a++
+			} else {
+				t.Logf("DISAGREE %s [%s] %s:%d: %s\n    %s", c.filter, c.options, c.file, c.line, c.why, c.text)
+			}
+		}
+		total += len(r.cases)
+		agree += a
+		t.Logf("%-20s %4d cases %4d agree", name, len(r.cases), a)
+	}
+	if total > 0 {
+		t.Logf("corpus overall: %d cases, %d agree (%.2f%%)", total, agree, 100*float64(agree)/float64(total))
 	}
 }
