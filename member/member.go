@@ -327,6 +327,13 @@ func (m *Member) apply(ctx context.Context, msg natsbus.Message) error {
 		m.liftImported(env)
 	case ledger.KindCeasefire, ledger.KindCeasefireEnd:
 		m.reconcile()
+		if c, err := ledger.DecodeBody[ledger.Ceasefire](env); env.Kind == ledger.KindCeasefire && err == nil {
+			// A ceasefire ends by itself: enforcement comes back at its
+			// end rather than at the next periodic reconcile, seconds later.
+			if d := c.Until.Sub(m.clock.Now()); d > 0 {
+				time.AfterFunc(d+time.Millisecond, m.reconcile)
+			}
+		}
 	case ledger.KindDrill:
 		d, err := ledger.DecodeBody[ledger.Drill](env)
 		if err != nil {
