@@ -1,6 +1,7 @@
 package member
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -300,6 +301,10 @@ var routeSpecs = map[string]routeSpec{
 	"DELETE /v1/ceasefire": {params: []string{"id"}},
 	"POST /v1/drill":       {},
 	"GET /v1/events":       {},
+	// Routes other files add to the mux (admin.go, imported.go).
+	"POST /v1/expel":        {body: true},
+	"POST /v1/key-rotation": {},
+	"POST /v1/imported":     {body: true},
 }
 
 // checkRequest answers what mux would answer in plain text (unknown path,
@@ -428,9 +433,20 @@ func badRequest(w http.ResponseWriter, format string, a ...any) {
 // refusing unknown fields and trailing data, and answers 400 or 413 with
 // what to send instead when it cannot.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(r.Body)
+	br := bufio.NewReader(r.Body)
+	dec := json.NewDecoder(br)
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	var err error
+	// One JSON object: null, an array or a number would decode into the
+	// struct as nothing at all, and a request that says nothing is a
+	// mistake, not a request for the defaults.
+	if b, perr := peekNonSpace(br); perr != nil {
+		err = perr
+	} else if b != '{' {
+		err = errors.New("not a JSON object")
+	} else {
+		err = dec.Decode(v)
+	}
 	if err == nil && dec.More() {
 		err = errors.New("more than one JSON value")
 	}
@@ -467,6 +483,22 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		badRequest(w, "malformed JSON body (%s): %s", echo(err.Error()), hint)
 	}
 	return false
+}
+
+// peekNonSpace returns the first byte after JSON white space, unread.
+func peekNonSpace(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			return 0, err
+		}
+		switch b[0] {
+		case ' ', '\t', '\r', '\n':
+			br.ReadByte()
+			continue
+		}
+		return b[0], nil
+	}
 }
 
 // jsonFields lists the JSON names of the struct v points to.

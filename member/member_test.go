@@ -263,8 +263,8 @@ func TestAPIRejects(t *testing.T) {
 		want                            int
 	}{
 		{"no token", "GET", "/v1/decisions", "", "", http.StatusUnauthorized},
-		{"wrong token", "GET", "/v1/decisions", "Bearer nope", "", http.StatusForbidden},
-		{"wrong token write", "POST", "/v1/decisions", "Bearer nope", `{"value":"192.0.2.1","reason":"x"}`, http.StatusForbidden},
+		{"wrong token", "GET", "/v1/decisions", "Bearer nope", "", http.StatusUnauthorized},
+		{"wrong token write", "POST", "/v1/decisions", "Bearer nope", `{"value":"192.0.2.1","reason":"x"}`, http.StatusUnauthorized},
 		{"not JSON", "POST", "/v1/decisions", c.token, `{"value":`, http.StatusBadRequest},
 		{"unknown field", "POST", "/v1/decisions", c.token, `{"value":"192.0.2.1","reason":"x","evil":1}`, http.StatusBadRequest},
 		{"bad value", "POST", "/v1/decisions", c.token, `{"value":"example.com","reason":"x"}`, http.StatusBadRequest},

@@ -32,7 +32,12 @@ type openAPIDoc struct {
 }
 
 type openAPIOp struct {
-	Responses map[string]openAPIResp `yaml:"responses"`
+	Parameters []struct {
+		Name string `yaml:"name"`
+		In   string `yaml:"in"`
+	} `yaml:"parameters"`
+	RequestBody *struct{}              `yaml:"requestBody"`
+	Responses   map[string]openAPIResp `yaml:"responses"`
 }
 
 type openAPIResp struct {
@@ -81,17 +86,28 @@ func (d *openAPIDoc) routes() []string {
 	return rs
 }
 
-// muxRoutes reads the patterns handler() registers from api.go: the mux
-// cannot list its own routes, and a hand-kept copy would drift silently.
+// muxRoutes reads the patterns handler() registers from the package's
+// files (api.go, and the files that add routes to its mux, such as
+// admin.go): the mux cannot list its own routes, and a hand-kept copy
+// would drift silently.
 func muxRoutes(t *testing.T) []string {
 	t.Helper()
-	src, err := os.ReadFile("api.go")
+	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var rs []string
-	for _, m := range regexp.MustCompile(`mux\.Handle(?:Func)?\("([A-Z]+ /[^"]*)"`).FindAllSubmatch(src, -1) {
-		rs = append(rs, string(m[1]))
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`mux\.Handle(?:Func)?\("([A-Z]+ /[^"]*)"`).FindAllSubmatch(src, -1) {
+			rs = append(rs, string(m[1]))
+		}
 	}
 	slices.Sort(rs)
 	return rs

@@ -97,8 +97,8 @@ func TestReadOnlyToken(t *testing.T) {
 	if got, body := do(t, "POST", "/v1/decisions", admin, `{"value":"192.0.2.1","reason":"admin"}`); got != http.StatusOK && got != http.StatusCreated && got != http.StatusAccepted {
 		t.Errorf("POST /v1/decisions with the admin token: %d %s", got, body)
 	}
-	if got, _ := do(t, "GET", "/v1/health", "nope", ""); got != http.StatusForbidden {
-		t.Errorf("wrong token: %d, want 403", got)
+	if got, _ := do(t, "GET", "/v1/health", "nope", ""); got != http.StatusUnauthorized {
+		t.Errorf("wrong token: %d, want 401", got)
 	}
 }
 

@@ -61,11 +61,11 @@
       opts.body = JSON.stringify(body);
     }
     const res = await fetch(path, opts);
-    if (res.status === 401 || res.status === 403) {
-      askToken(res.status === 403 ? 'wrong token' : 'token needed');
+    const data = await res.json().catch(() => null);
+    if (res.status === 401) {
+      askToken(token ? 'wrong token: paste the one in the data directory\'s api.token (or api.readonly to only look)' : 'token needed');
       throw new Error('not authorized');
     }
-    const data = await res.json().catch(() => null);
     if (!res.ok) throw new Error((data && data.error) || ('HTTP ' + res.status));
     return data;
   }
@@ -238,7 +238,7 @@
           headers: { Authorization: 'Bearer ' + token, Accept: 'text/event-stream' },
           cache: 'no-store', signal: ctl.signal,
         });
-        if (res.status === 401 || res.status === 403) { askToken(res.status === 403 ? 'wrong token' : 'token needed'); return; }
+        if (res.status === 401) { askToken(token ? 'wrong token: paste the one in the data directory\'s api.token (or api.readonly to only look)' : 'token needed'); return; }
         if (!res.ok) throw new Error('HTTP ' + res.status);
         setConn(true);
         $('auth').hidden = true;
