@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -126,4 +127,21 @@ func SavedOffset(t testing.TB, data string) int64 {
 		return -1
 	}
 	return sf.Files[0].Offset
+}
+
+// Stop ends the process with SIGTERM, as an operator would, and waits for
+// it to exit (SIGKILL after timeout).
+func (p *Process) Stop(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		p.done <- nil
+	case <-time.After(timeout):
+		t.Errorf("no exit %v after SIGTERM", timeout)
+		p.Kill()
+	}
 }
