@@ -33,7 +33,7 @@ func TestAllianceOnCluster(t *testing.T) {
 	if cfg.NATS.Embedded || !slices.Equal(cfg.NATS.URLs, urls) || cfg.NATS.Replicas != 3 {
 		t.Fatalf("founder's nats config: %+v", cfg.NATS)
 	}
-	start(t, d1)
+	m1 := start(t, d1).m
 	tok, err := Invite(d1, ledger.RoleMember, "", time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
@@ -63,11 +63,31 @@ func TestAllianceOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, changes, decisions.Added, second)
-	for _, v := range []netip.Prefix{first, second} {
+	// Member 2 lost the node it was connected to: it reconnects to
+	// another, and what it publishes reaches member 1.
+	third := netip.MustParsePrefix("192.0.2.9/32")
+	c2, err := Client(d2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes1, unsub1 := m1.Decisions().Subscribe(256)
+	defer unsub1()
+	if _, err := c2.AddDecision(ctx, DecisionRequest{Value: "192.0.2.9", Reason: "from the member whose node died"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m1.Decisions().Lookup(third.Addr()); !ok {
+		waitFor(t, changes1, decisions.Added, third)
+	}
+	for _, v := range []netip.Prefix{first, second, third} {
 		if _, ok := m2.m.Decisions().Lookup(v.Addr()); !ok {
 			t.Errorf("member 2 lost %s", v)
 		}
+		if _, ok := m1.Decisions().Lookup(v.Addr()); !ok {
+			t.Errorf("member 1 lost %s", v)
+		}
 	}
+	waitApplied(t, []*Member{m1, m2.m}, lastSeq(t, m1), deadline)
+	sameFold(t, []*Member{m1, m2.m}, time.Now())
 
 	rep, err := VerifyLedger(ctx, d1, nil, nil)
 	if err != nil {
