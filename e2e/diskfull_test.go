@@ -198,3 +198,90 @@ func TestDiskFull(t *testing.T) {
 	}
 	t.Logf("peak RSS of the member %.1f MB", float64(p.PeakRSS())/(1<<20))
 }
+
+// TestDiskFullHub: the founder's data directory, and with it the embedded
+// JetStream store of the ledger, is on a tmpfs that fills up. JetStream
+// marks the stream with a critical write error and refuses every publish
+// from then on — and (nats-server v2.15) keeps refusing after space
+// returns, until the hub restarts. Meanwhile a member on another disk
+// goes on detecting and enforcing locally, its reports waiting in its
+// outbox; once the hub restarts they are published, the alliance decides,
+// and the ledger verifies.
+func TestDiskFullHub(t *testing.T) {
+	needNetns(t)
+	netnstest.Need(t, "disk-full test", "mount", "umount")
+	ns := netnstest.New(t, "phx-e2e-hubfull-")
+	root := t.TempDir()
+	small := filepath.Join(root, "small")
+	if err := os.Mkdir(small, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	netnstest.Run(t, "mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "phalanx-e2e-hubfull", small)
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", small).Run() })
+
+	hub, ing := filepath.Join(small, "hub"), filepath.Join(root, "ingest")
+	logPath := filepath.Join(root, "auth.log")
+	appendLines(t, logPath)
+	RunIn(t, ns, "alliance", "init", "--name", "e2e-hubfull", "--data", hub, "--nats-listen", "127.0.0.1:4222", "--territory", "192.0.2.1")
+	hubUp := func() *Process {
+		p := StartIn(t, ns, "up", "--data", hub)
+		Eventually(t, 20*time.Second, "the hub answers", func() bool { return DecisionsIn(t, ns, hub) != nil })
+		return p
+	}
+	h := hubUp()
+	token := strings.TrimSpace(RunIn(t, ns, "alliance", "invite", "--data", hub))
+	RunIn(t, ns, "alliance", "join", token, "--data", ing, "--name", "ingest", "--territory", "192.0.2.2")
+	StartIn(t, ns, "up", "--data", ing, "--source", logPath, "--from-start", "--enforce", "nft")
+	Eventually(t, 20*time.Second, "the member answers", func() bool { return DecisionsIn(t, ns, ing) != nil })
+	have := func(ds []Decision, from, to int) bool {
+		for i := from; i < to; i++ {
+			if !Has(ds, attackAddr(i)) {
+				return false
+			}
+		}
+		return true
+	}
+	appendLines(t, logPath, attackLines(0, 5)...)
+	Eventually(t, 20*time.Second, "the alliance decides before the disk fills", func() bool { return have(DecisionsIn(t, ns, hub), 0, 5) })
+
+	fill(t, filepath.Join(small, "filler"))
+	appendLines(t, logPath, attackLines(5, 5)...)
+	Eventually(t, 20*time.Second, "local detection and enforcement with the hub's disk full", func() bool {
+		k := NFTAddrs(t, ns)
+		for i := 5; i < 10; i++ {
+			if !k[attackAddr(i)] {
+				return false
+			}
+		}
+		return have(DecisionsIn(t, ns, ing), 5, 10)
+	})
+	Eventually(t, 20*time.Second, "JetStream's write error in the hub's log", func() bool {
+		return strings.Contains(h.Output(), "no space left on device")
+	})
+	if have(DecisionsIn(t, ns, hub), 5, 10) {
+		t.Log("the alliance decided with the hub's disk full (JetStream buffered the writes)")
+	}
+
+	if err := os.Remove(filepath.Join(small, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	h.Stop(t, 20*time.Second)
+	restarted := time.Now()
+	hubUp()
+	Eventually(t, 30*time.Second, "the reports held during the outage decided after the hub restarted", func() bool {
+		return have(DecisionsIn(t, ns, hub), 0, 10)
+	})
+	t.Logf("hub restarted: the held reports decided %.1fs later", time.Since(restarted).Seconds())
+	entries, ok := LedgerIn(t, ns, hub)
+	if !ok {
+		t.Error("ledger verify: not ok")
+	}
+	for _, e := range entries {
+		if !e.Accepted {
+			t.Errorf("ledger entry %d (%s by %s) rejected: %s", e.Seq, e.Kind, e.Author, e.Reason)
+		}
+	}
+	if r := ReportsByValue(entries); len(r) != 10 {
+		t.Errorf("%d addresses reported, want 10: %v", len(r), r)
+	}
+}

@@ -14,7 +14,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/phalanx-defence/phalanx"
 	"github.com/phalanx-defence/phalanx/internal/corpus"
+	"github.com/phalanx-defence/phalanx/parse/logline"
+	"github.com/phalanx-defence/phalanx/parse/rules"
 )
 
 // The Debian fail2ban package installs its filters and, with its test
@@ -56,13 +61,20 @@ var sampleDirective = regexp.MustCompile(`^#+ ?(failJSON|(?:file|filter)Options|
 // read logs/<name> (and the files it adds), follow its filterOptions and
 // fileOptions, and run every annotated line through the filter with each
 // option set, comparing match and host.
-func runSamples(t testing.TB, root, logs, name string) sampleRun {
+//
+// With viaRules, each filter is first written out as phalanx rules
+// (Filter.Rules, marshalled to YAML and parsed back, as an importer
+// writes them) and the lines go through package rules instead: what a
+// user who imported the filter gets from `phalanx up`.
+func runSamples(t testing.TB, root, logs, name string, viaRules bool) sampleRun {
 	run := sampleRun{filter: name}
 	type ftest struct {
 		key  string
 		m    *Matcher
+		set  *rules.Set
 		opts map[string]any
 	}
+	sets := map[string]*rules.Set{}
 	loc, err := time.LoadLocation("Europe/Zurich")
 	if err != nil {
 		loc = time.FixedZone("CET", 3600)
@@ -103,6 +115,21 @@ func runSamples(t testing.TB, root, logs, name string) sampleRun {
 		m := f.NewMatcher()
 		m.CheckAll = true
 		filters[key] = m
+		if viaRules {
+			rs, _ := f.Rules()
+			data, err := yaml.Marshal(struct {
+				Rules []rules.Rule `yaml:"rules"`
+			}{rs})
+			if err != nil {
+				return nil, key, err
+			}
+			set, err := rules.Parse(data, name+".yaml")
+			if err != nil {
+				return nil, key, fmt.Errorf("rules written for %s do not load: %w", name, err)
+			}
+			set.SetContext(&logline.Context{Loc: loc, Now: func() time.Time { return testNow }})
+			sets[key] = set
+		}
 		return m, key, nil
 	}
 	files := []string{name}
@@ -162,7 +189,7 @@ func runSamples(t testing.TB, root, logs, name string) sampleRun {
 							run.loadErr = err
 							return run
 						}
-						tests = append(tests, ftest{key, mt, opts})
+						tests = append(tests, ftest{key, mt, sets[key], opts})
 					}
 					continue
 				case "addFILE":
@@ -189,7 +216,7 @@ func runSamples(t testing.TB, root, logs, name string) sampleRun {
 					run.loadErr = err
 					return run
 				}
-				tests = []ftest{{key, mt, map[string]any{}}}
+				tests = []ftest{{key, mt, sets[key], map[string]any{}}}
 			}
 			line = strings.TrimRight(line, "\r\n")
 			for _, ft := range tests {
@@ -204,7 +231,20 @@ func runSamples(t testing.TB, root, logs, name string) sampleRun {
 					}
 				}
 				var res []Failure
-				if ft.opts["logtype"] == "journal" {
+				if viaRules {
+					l := line
+					if p, ok := ft.opts["test.prefix-line"].(string); ok && ft.opts["logtype"] == "journal" {
+						l = p + l
+					}
+					var ev phalanx.Event
+					if ft.set.Parse(l, &ev) && ev.Failure() {
+						r := Failure{Host: ev.SourceName, ID: ev.SourceName}
+						if ev.Source.IsValid() {
+							r.Host, r.ID = ev.Source.String(), ev.Source.String()
+						}
+						res = []Failure{r}
+					}
+				} else if ft.opts["logtype"] == "journal" {
 					l := line
 					if p, ok := ft.opts["test.prefix-line"].(string); ok {
 						l = p + l
@@ -346,7 +386,7 @@ func TestDebianSamples(t *testing.T) {
 			t.Logf("%s: no sample log: not counted", name)
 			continue
 		}
-		r := runSamples(t, debianRoot, debianSamples, name)
+		r := runSamples(t, debianRoot, debianSamples, name, false)
 		runs = append(runs, r)
 		if r.loadErr != nil {
 			t.Errorf("%s: %v", name, r.loadErr)
@@ -430,7 +470,7 @@ func TestCorpusSamples(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(logs, name)); err != nil {
 			continue
 		}
-		r := runSamples(t, debianRoot, logs, name)
+		r := runSamples(t, debianRoot, logs, name, false)
 		if r.loadErr != nil {
 			t.Errorf("%s: %v", name, r.loadErr)
 			continue
@@ -452,3 +492,51 @@ func TestCorpusSamples(t *testing.T) {
 		t.Logf("corpus overall: %d cases, %d agree (%.2f%%)", total, agree, 100*float64(agree)/float64(total))
 	}
 }
+
+// TestDebianSamplesAsRules runs the same samples through the filters
+// written out as phalanx rules (what `phalanx import fail2ban` produces).
+// Rules see one line at a time, so filters that track a connection over
+// several lines (<F-MLFID>, maxlines) lose some cases: the figure is
+// reported, and gated lower than the filter's own.
+func TestDebianSamplesAsRules(t *testing.T) {
+	for _, d := range []string{filepath.Join(debianRoot, "filter.d"), debianSamples} {
+		if _, err := os.Stat(d); err != nil {
+			t.Skipf("%s not found: install Debian's fail2ban package (apt-get install fail2ban) to run the accuracy test", d)
+		}
+	}
+	var total, agree int
+	for _, name := range sampleFilters(t, debianRoot, debianSamples) {
+		if _, err := os.Stat(filepath.Join(debianSamples, name)); err != nil {
+			continue
+		}
+		r := runSamples(t, debianRoot, debianSamples, name, true)
+		if r.loadErr != nil {
+			t.Errorf("%s: %v", name, r.loadErr)
+			continue
+		}
+		a := 0
+		for _, c := range r.cases {
+			if c.agree {
+				a++
+			} else {
+				t.Logf("DISAGREE %s [%s] %s:%d: %s\n    %s", c.filter, c.options, c.file, c.line, c.why, c.text)
+			}
+		}
+		total += len(r.cases)
+		agree += a
+		if a != len(r.cases) {
+			t.Logf("%-20s %4d cases %4d agree", name, len(r.cases), a)
+		}
+	}
+	if total == 0 {
+		t.Fatal("no sample cases found")
+	}
+	pct := 100 * float64(agree) / float64(total)
+	t.Logf("as rules: %d cases, %d agree (%.2f%%)", total, agree, pct)
+	if pct < rulesFloor {
+		t.Errorf("agreement as rules %.2f%% is below %.0f%%", pct, rulesFloor)
+	}
+}
+
+// rulesFloor is the gate for the rules path (see TestDebianSamplesAsRules).
+const rulesFloor = 90.0

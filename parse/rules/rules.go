@@ -5,6 +5,14 @@
 // regexp runs, so that the many lines a rule is not about cost a few
 // substring searches each.
 //
+// A rule can also carry what a fail2ban filter needs (package
+// parse/fail2ban writes such rules when it imports one): `date:` cuts the
+// timestamp out of the line first, as fail2ban's date detector does;
+// `prefix:` must match before the regexp and its (?P<content>...) capture
+// is what the regexp then sees; `ignore:` lists regexps that exclude a
+// line; `engine: backtracking` runs expressions RE2 cannot (lookaround,
+// backreferences) on a backtracking engine with a per-line time limit.
+//
 // The same file may hold the scenarios of package detect under
 // "scenarios:"; this package leaves that part alone.
 package rules
@@ -25,6 +33,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/phalanx-defence/phalanx"
+	"github.com/phalanx-defence/phalanx/parse/fail2ban/datedetect"
 	"github.com/phalanx-defence/phalanx/parse/logline"
 )
 
@@ -43,11 +52,35 @@ type Rule struct {
 	// before the regexp is tried.
 	Contains []string `yaml:"contains,omitempty"`
 	// Regex is an RE2 regexp with a (?P<source>...) capture and optional
-	// (?P<user>...) and (?P<time>...) captures.
+	// (?P<user>...) and (?P<time>...) captures. A (?P<source_name>...)
+	// capture may stand for the source instead: a host name there is
+	// shown but never resolved (nor decided against), an address counts
+	// as the source. A (?P<nofail>...) capture that takes part marks the
+	// line as benign (fail2ban's <F-NOFAIL>). Captures whose names start
+	// with "_" are for backreferences and are otherwise ignored.
 	Regex string `yaml:"regex"`
 	// TimeLayout is the Go layout of the time capture; without it the
 	// forms logline recognises are tried.
 	TimeLayout string `yaml:"time_layout,omitempty"`
+
+	// Date cuts a timestamp out of the line before Prefix, Ignore and
+	// Regex see it, and takes the event's time from it, as fail2ban does:
+	// "default" for fail2ban's default date templates, or a fail2ban
+	// datepattern such as "{^LN-BEG}%Y-%m-%d %H:%M:%S" (one template per
+	// line).
+	Date string `yaml:"date,omitempty"`
+	// Prefix is a regexp that must match (the line, after Date) before
+	// Regex is tried; its (?P<content>...) capture, if any, is the text
+	// Ignore and Regex then see, and its source and user captures count
+	// when Regex has none (fail2ban's prefregex).
+	Prefix string `yaml:"prefix,omitempty"`
+	// Ignore lists regexps; a line (the text Regex sees) that one of them
+	// matches is not this rule's (fail2ban's ignoreregex).
+	Ignore []string `yaml:"ignore,omitempty"`
+	// Engine runs Regex, Prefix and Ignore: re2 (default) or backtracking
+	// (regexp2's .NET syntax, for expressions RE2 cannot run; each line's
+	// match is given up after 50 ms).
+	Engine string `yaml:"engine,omitempty"`
 
 	// Line is where the rule starts in its file (0 when built in code).
 	Line int `yaml:"-"`
@@ -62,11 +95,15 @@ type File struct {
 // compiled is a validated rule ready to run.
 type compiled struct {
 	Rule
-	re            *regexp.Regexp
-	src, user, tm int // submatch indexes; -1 when absent
+	re            *expr
+	src, user, tm int // capture present: >= 0; -1 when absent
+	srcName       bool
 	kind          phalanx.EventKind
 	service       phalanx.Service
 	layoutLen     int // length of the reference time formatted with TimeLayout
+	date          *datedetect.Detector
+	prefix        *expr
+	ignore        []*expr
 }
 
 // Set is a compiled rules file. Parse and Test may be called from several
@@ -170,30 +207,80 @@ func compile(r Rule) (compiled, []problem) {
 			add("contains", "contains[%d] is empty: remove it or write the literal text a matching line always has", i)
 		}
 	}
+	switch r.Engine {
+	case "", EngineRE2, EngineBacktracking:
+	default:
+		add("engine", "engine %q is not known: use re2 (the default) or backtracking", r.Engine)
+		return c, ps
+	}
+	if r.Date != "" {
+		pat := r.Date
+		if pat == "default" {
+			pat = ""
+		}
+		d, errs := datedetect.New(pat, datedetect.Options{})
+		for _, e := range errs {
+			add("date", "%v: write \"default\" or a fail2ban datepattern", e)
+		}
+		c.date = d
+	}
+	if r.Prefix != "" {
+		pre, err := compileExpr(r.Prefix, r.Engine)
+		if err != nil {
+			add("prefix", "prefix does not compile (%v): fix it%s", err, engineHint(r.Engine))
+		} else {
+			c.prefix = pre
+			for _, n := range pre.names {
+				switch {
+				case n == "" || n == "content" || n == "source" || n == "source_name" || n == "user" || n == "nofail" || strings.HasPrefix(n, "_") || n[0] >= '0' && n[0] <= '9':
+				default:
+					add("prefix", "prefix has a capture named %q: use content, source, source_name, user or nofail, or start the name with \"_\"", n)
+				}
+			}
+		}
+	}
+	for i, ig := range r.Ignore {
+		e, err := compileExpr(ig, r.Engine)
+		if err != nil {
+			add("ignore", "ignore[%d] does not compile (%v): fix it%s", i, err, engineHint(r.Engine))
+			continue
+		}
+		c.ignore = append(c.ignore, e)
+	}
 	if r.Regex == "" {
 		add("regex", "no regex: add `regex:` with an RE2 pattern that has a (?P<source>...) capture")
 		return c, ps
 	}
-	re, err := regexp.Compile(r.Regex)
+	re, err := compileExpr(r.Regex, r.Engine)
 	if err != nil {
-		add("regex", "regex does not compile (%v): fix it; RE2 has no lookaround or backreferences", err)
+		add("regex", "regex does not compile (%v): fix it%s", err, engineHint(r.Engine))
 		return c, ps
 	}
 	c.re = re
-	for i, n := range re.SubexpNames() {
-		switch n {
-		case "":
-		case "source":
+	for i, n := range re.names {
+		switch {
+		case n == "" || n[0] >= '0' && n[0] <= '9' || strings.HasPrefix(n, "_") || n == "nofail":
+		case n == "source":
 			c.src = i
-		case "user":
+		case n == "source_name":
+			c.srcName = true
+		case n == "user":
 			c.user = i
-		case "time":
+		case n == "time":
 			c.tm = i
 		default:
 			add("regex", "regex has a capture named %q: name captures source, user or time, and make other groups unnamed", n)
 		}
 	}
-	if c.src < 0 {
+	prefixSource := false
+	if c.prefix != nil {
+		for _, n := range c.prefix.names {
+			if n == "source" || n == "source_name" {
+				prefixSource = true
+			}
+		}
+	}
+	if c.src < 0 && !c.srcName && !prefixSource {
 		add("regex", "regex has no (?P<source>...) capture: add one that matches the attacker's address")
 	}
 	if r.TimeLayout != "" {
@@ -264,10 +351,17 @@ func yamlError(base string, err error) error {
 	return lineError(base, err.Error(), err)
 }
 
+func engineHint(engine string) string {
+	if engine == EngineBacktracking {
+		return " (the backtracking engine takes .NET syntax: (?<name>...), \\k<name>)"
+	}
+	return "; RE2 has no lookaround or backreferences (engine: backtracking has them)"
+}
+
 func lineError(base, msg string, err error) error {
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		return &Error{File: base, Line: n, Msg: m[2] + ": fix the YAML (a rule takes the keys name, service, kind, benign, contains, regex and time_layout)", Err: err}
+		return &Error{File: base, Line: n, Msg: m[2] + ": fix the YAML (a rule takes the keys name, service, kind, benign, contains, regex, time_layout, date, prefix, ignore and engine)", Err: err}
 	}
 	return &Error{File: base, Msg: msg + ": fix the YAML", Err: err}
 }
@@ -302,7 +396,26 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // SetContext supplies the year and zone for timestamps that lack them.
-func (s *Set) SetContext(c *logline.Context) { s.ctx = c }
+func (s *Set) SetContext(c *logline.Context) {
+	s.ctx = c
+	for i := range s.rules {
+		if s.rules[i].date != nil {
+			s.rules[i].date = s.rules[i].date.WithOptions(datedetect.Options{Location: loc(c), Now: clock(c)})
+		}
+	}
+}
+
+// clock is the context's notion of now for dates without a year or day.
+func clock(c *logline.Context) func() time.Time {
+	switch {
+	case c != nil && c.Now != nil:
+		return c.Now
+	case c != nil && c.Year != 0:
+		y := c.Year
+		return func() time.Time { return time.Date(y, 12, 31, 23, 59, 59, 0, loc(c)) }
+	}
+	return nil
+}
 
 // Rules returns the rules in file order.
 func (s *Set) Rules() []Rule {
@@ -367,27 +480,68 @@ func (c *compiled) match(line string, ctx *logline.Context, ev *phalanx.Event) (
 			return "", false
 		}
 	}
-	m := c.re.FindStringSubmatchIndex(line)
-	if m == nil {
+	text := line
+	var dated time.Time
+	if c.date != nil {
+		dm := c.date.Find(line)
+		text = dm.Cut(line)
+		dated = dm.Time
+	}
+	var pre captures
+	hasPre := false
+	if c.prefix != nil {
+		p, ok := c.prefix.find(text)
+		if !ok {
+			return "", false
+		}
+		pre, hasPre = p, true
+		if content, ok := p.get("content"); ok && content != "" {
+			text = content
+		}
+	}
+	for i, ig := range c.ignore {
+		if ig.matches(text) {
+			return fmt.Sprintf("ignore[%d] matches the line", i), false
+		}
+	}
+	m, ok := c.re.find(text)
+	if !ok {
 		return "", false
 	}
-	group := func(i int) string {
-		if i < 0 || m[2*i] < 0 {
-			return ""
+	get := func(name string) (string, bool) {
+		if v, ok := m.get(name); ok {
+			return v, true
 		}
-		return line[m[2*i]:m[2*i+1]]
+		if hasPre {
+			return pre.get(name)
+		}
+		return "", false
 	}
-	src := group(c.src)
-	a, ok := sourceAddr(src)
-	if !ok {
-		return fmt.Sprintf("source %q is not an IP address: make the capture match only the address", clip(src)), false
+	var a netip.Addr
+	var name string
+	if src, ok := get("source"); ok {
+		if a, ok = sourceAddr(src); !ok {
+			return fmt.Sprintf("source %q is not an IP address: make the capture match only the address", clip(src)), false
+		}
+	} else if n, ok := get("source_name"); ok && n != "" {
+		if addr, ok := sourceAddr(n); ok {
+			a = addr
+		} else {
+			name = n
+		}
+	} else {
+		return "the expression matched but no source capture took part", false
 	}
 	var t time.Time
+	tm, hasTm := m.get("time")
 	switch {
-	case c.tm >= 0 && c.TimeLayout != "":
-		t = c.parseLayout(group(c.tm), ctx)
+	case c.date != nil:
+		t = dated
+	case hasTm && c.TimeLayout != "":
+		t = c.parseLayout(tm, ctx)
+	case hasTm:
+		t, _, _ = logline.Time(tm, ctx)
 	case c.tm >= 0:
-		t, _, _ = logline.Time(group(c.tm), ctx)
 	case c.TimeLayout != "":
 		// No capture: the layout applies to the start of the line. Its
 		// length varies with the date ("Jan 2" vs "Jan 12"), so try the
@@ -407,10 +561,19 @@ func (c *compiled) match(line string, ctx *logline.Context, ev *phalanx.Event) (
 		}
 	}
 	ev.Time = t
-	ev.Source = a.Unmap()
+	if a.IsValid() {
+		ev.Source = a.Unmap()
+	}
+	ev.SourceName = name
 	ev.Service = c.service
 	ev.Kind = c.kind
-	ev.User = group(c.user)
+	if nf, _ := get("nofail"); nf != "" {
+		ev.Kind = phalanx.KindInfo
+	}
+	ev.User = m.getNonEmpty("user")
+	if ev.User == "" && hasPre {
+		ev.User = pre.getNonEmpty("user")
+	}
 	return "", true
 }
 

@@ -204,6 +204,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("rules:\n  - [1, 2]\n  - 3\n"))
 	f.Add([]byte("rules:\n  - &a {name: x, regex: '(?P<source>.)'}\n  - *a\n"))
 	f.Add([]byte("\x00\xff: ["))
+	f.Add([]byte(fail2banStyle))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := Parse(data, "fuzz.yaml")
 		if err != nil {
@@ -214,7 +215,7 @@ func FuzzParse(f *testing.F) {
 		}
 		var ev phalanx.Event
 		for _, line := range []string{"", "from 192.0.2.1", string(data)} {
-			if s.Parse(line, &ev) && !ev.Source.IsValid() {
+			if s.Parse(line, &ev) && !ev.Source.IsValid() && ev.SourceName == "" {
 				t.Fatalf("match without a source")
 			}
 		}
@@ -266,5 +267,89 @@ func BenchmarkPrefilter(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// fail2banStyle is what parse/fail2ban writes for an imported filter.
+const fail2banStyle = `rules:
+  - name: app-0
+    service: app
+    date: default
+    prefix: '^\s*(?:\S+ )?app\[\d+\]: (?P<content>.+)$'
+    ignore: ['from 192\.0\.2\.99$']
+    regex: '^auth failed for (?P<user>\S*) from (?:(?P<source_name>(?:\d{1,3}\.){3}\d{1,3})|(?P<source_name>[\w.-]*\w))$'
+  - name: app-1
+    service: app
+    engine: backtracking
+    regex: '^(?<_q>"?)user (?<user>\w+)\k<_q> (?!ok)\w+ from (?<source_name>\S+)$'
+  - name: app-2
+    service: app
+    regex: '^(?P<nofail>accepted) for (?P<user>\S+) from (?P<source_name>\S+)$'
+`
+
+func TestFail2banStyleRules(t *testing.T) {
+	s := mustParse(t, fail2banStyle)
+	s.SetContext(&logline.Context{Year: 2024, Loc: time.UTC})
+	tests := []struct {
+		line                 string
+		ok, failure          bool
+		src, name, user, tim string
+	}{
+		{"2024-03-01 10:11:12 host app[12]: auth failed for bob from 192.0.2.7", true, true, "192.0.2.7", "", "bob", "2024-03-01T10:11:12Z"},
+		{"2024-03-01 10:11:12 host app[12]: auth failed for bob from attacker.example", true, true, "", "attacker.example", "bob", "2024-03-01T10:11:12Z"},
+		// ignore: excluded
+		{"2024-03-01 10:11:12 host app[12]: auth failed for bob from 192.0.2.99", false, false, "", "", "", ""},
+		// the prefix does not match: another program
+		{"2024-03-01 10:11:12 host other[12]: auth failed for bob from 192.0.2.7", false, false, "", "", "", ""},
+		// backtracking engine: a backreference and a lookahead
+		{`"user alice" denied from 192.0.2.8`, true, true, "192.0.2.8", "", "alice", ""},
+		{`"user alice denied from 192.0.2.8`, false, false, "", "", "", ""},
+		{`user alice ok from 192.0.2.8`, false, false, "", "", "", ""},
+		// nofail: recognised, benign
+		{"accepted for carol from 192.0.2.9", true, false, "192.0.2.9", "", "carol", ""},
+	}
+	for _, tt := range tests {
+		var ev phalanx.Event
+		ok := s.Parse(tt.line, &ev)
+		if ok != tt.ok || ok && ev.Failure() != tt.failure {
+			t.Errorf("Parse(%q) = %v failure %v, want %v %v (%+v)", tt.line, ok, ev.Failure(), tt.ok, tt.failure, ev)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		src := ""
+		if ev.Source.IsValid() {
+			src = ev.Source.String()
+		}
+		if src != tt.src || ev.SourceName != tt.name || ev.User != tt.user {
+			t.Errorf("Parse(%q) = source %q name %q user %q", tt.line, src, ev.SourceName, ev.User)
+		}
+		if tt.tim != "" && ev.Time.UTC().Format(time.RFC3339) != tt.tim {
+			t.Errorf("Parse(%q) time %v, want %s", tt.line, ev.Time, tt.tim)
+		}
+	}
+	for _, bad := range []struct{ src, want string }{
+		{"rules:\n  - name: a\n    engine: pcre\n    regex: '(?P<source>x)'\n", "engine"},
+		{"rules:\n  - name: a\n    date: '%Q'\n    regex: '(?P<source>x)'\n", "date"},
+		{"rules:\n  - name: a\n    prefix: '(?P<zzz>x)'\n    regex: '(?P<source>x)'\n", "prefix has a capture"},
+		{"rules:\n  - name: a\n    ignore: ['(']\n    regex: '(?P<source>x)'\n", "ignore[0]"},
+		{"rules:\n  - name: a\n    regex: '(?<source>x)(?=y)'\n", "engine: backtracking"},
+	} {
+		_, err := Parse([]byte(bad.src), "r.yaml")
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: err = %v, want %q", bad.src, err, bad.want)
+		}
+	}
+}
+
+func TestRequiredLiterals(t *testing.T) {
+	got := RequiredLiterals(`^Failed (?:password|publickey) for (?P<user>\S+) from (?P<source>\S+)( port \d+)?$`, 4)
+	want := []string{"Failed ", " for ", " from "}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("RequiredLiterals = %q, want %q", got, want)
+	}
+	if got := RequiredLiterals(`(?i)failed from (?P<source>x)`, 4); len(got) != 0 {
+		t.Errorf("case-insensitive literals = %q", got)
 	}
 }

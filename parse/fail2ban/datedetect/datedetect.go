@@ -332,6 +332,18 @@ func compile(pattern, exY string, wordBegin, wordEnd bool) (*template, error) {
 		pattern = reLineBoundBeg.ReplaceAllString(pattern, "")
 		lineStart = true
 	}
+	// fail2ban %-formats the whole pattern: a "%" that starts no directive
+	// is an error there ("unescaped percent char").
+	covered := 0
+	for _, loc := range directive.FindAllStringIndex(pattern, -1) {
+		if strings.Contains(pattern[covered:loc[0]], "%") {
+			return nil, fmt.Errorf("datepattern %q: %% that starts no directive: write %%%% for a literal %%", orig)
+		}
+		covered = loc[1]
+	}
+	if strings.Contains(pattern[covered:], "%") {
+		return nil, fmt.Errorf("datepattern %q: %% that starts no directive: write %%%% for a literal %%", orig)
+	}
 	var bad error
 	rx := directive.ReplaceAllStringFunc(pattern, func(m string) string {
 		k := m[1:]
@@ -347,7 +359,6 @@ func compile(pattern, exY string, wordBegin, wordEnd bool) (*template, error) {
 	if bad != nil {
 		return nil, bad
 	}
-	rx = strings.ReplaceAll(rx, "%%", "%")
 	ci := reAlpha.MatchString(pattern)
 	rx = strings.TrimSpace(rx)
 	if gf := reGlobalFlags.FindString(rx); gf != "" {
@@ -918,6 +929,20 @@ func zoneOffset(z string) (int, bool) {
 		}
 	}
 	return base + sign*(h*3600+m*60), true
+}
+
+// WithOptions returns a copy of d that reads zone-less dates in o.Location
+// and completes dates without a year or day from o.Now (nil fields keep
+// d's).
+func (d *Detector) WithOptions(o Options) *Detector {
+	c := *d
+	if o.Location != nil {
+		c.loc = o.Location
+	}
+	if o.Now != nil {
+		c.now = o.Now
+	}
+	return &c
 }
 
 // Templates lists the templates' names, in the order they are tried.
