@@ -249,6 +249,11 @@ func ParsePrefixOrAddr(s string) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%q is neither an IP address nor a CIDR range", s)
 	}
+	// ::ffff:a.b.c.d/120 is an IPv4 range written the IPv6 way: unmapped
+	// like a lone address, or it would read back as another value.
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
 	return p.Masked(), nil
 }
 
