@@ -65,6 +65,7 @@ then run it live with 'phalanx up'.`,
 		newGuardCmd(g), newStatusCmd(), newInitCmd(), newVersionCmd())
 	root.AddCommand(newDemoCmd(g))
 	root.AddCommand(newAPICmd())
+	root.AddCommand(newImportCmd())
 	return root
 }
 

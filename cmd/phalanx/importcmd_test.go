@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phalanx-defence/phalanx/config"
+	"github.com/phalanx-defence/phalanx/member"
+)
+
+const csDecisions = `[{"id":1,"scenario":"crowdsecurity/ssh-bf","events_count":6,"decisions":[
+ {"id":11,"origin":"crowdsec","scenario":"crowdsecurity/ssh-bf","scope":"Ip","type":"ban","value":"192.0.2.31","duration":"3h59m12.5s"},
+ {"id":12,"origin":"cscli","scenario":"manual","scope":"Range","type":"captcha","value":"198.51.100.0/24","duration":"1h"},
+ {"id":13,"origin":"crowdsec","scenario":"x","scope":"Country","type":"ban","value":"XX","duration":"1h"},
+ {"id":14,"origin":"crowdsec","scenario":"x","scope":"Ip","type":"ban","value":"192.0.2.32","duration":"-5m"}]}]`
+
+// TestImportCrowdSecDecisions imports into a member that is not running
+// (imported.json), starts it, checks the decisions are in force with their
+// origin in `decisions list`, then imports more while it runs.
+func TestImportCrowdSecDecisions(t *testing.T) {
+	out, err := runCLI(t, csDecisions, "import", "crowdsec", "--decisions", "-", "--dry-run", "-o", "json")
+	if err != nil {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	var rep importReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if rep.Read != 4 || rep.Valid != 2 || rep.Skipped.Total != 2 || rep.Member != nil {
+		t.Errorf("dry run report %+v", rep)
+	}
+
+	dir := filepath.Join(t.TempDir(), "m")
+	if out, err := runCLI(t, csDecisions, "import", "crowdsec", "--decisions", "-", "--data", dir); err == nil || !strings.Contains(err.Error(), "alliance init") {
+		t.Fatalf("import without a member: want an error saying how to create one, got %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, "", "alliance", "init", "--name", "imports", "--data", dir, "--nats-listen", "127.0.0.1:0"); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, csDecisions, "import", "crowdsec", "--decisions", "-", "--data", dir)
+	if err != nil {
+		t.Fatalf("offline import: %v\n%s", err, out)
+	}
+	for _, want := range []string{"imported.json (the member is not running)", "2 added", "unsupported scope Country:  1", "expired", "phalanx up --data " + dir} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+
+	m, err := member.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitForAPI(t, dir)
+	out, err = runCLI(t, "", "decisions", "list", "--data", dir)
+	if err != nil {
+		t.Fatalf("decisions list: %v\n%s", err, out)
+	}
+	for _, want := range []string{"192.0.2.31", "198.51.100.0/24", "import:crowdsec"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("decisions list lacks %q:\n%s", want, out)
+		}
+	}
+
+	// While it runs: in force at once, through its API.
+	more := `{"new":[{"id":21,"origin":"CAPI","scenario":"crowdsecurity/http-probing","scope":"Ip","type":"ban","value":"203.0.113.44","duration":"2h"}],"deleted":[]}`
+	out, err = runCLI(t, more, "import", "crowdsec", "--decisions", "-", "--data", dir, "-o", "json")
+	if err != nil {
+		t.Fatalf("running import: %v\n%s", err, out)
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Member == nil || !rep.Member.Running || rep.Member.Added != 1 || rep.Member.Imported != 3 {
+		t.Errorf("running import report %+v", rep.Member)
+	}
+	if d, ok := m.Decisions().Lookup(mustAddr(t, "203.0.113.44")); !ok || d.Origin != "import:crowdsec" {
+		t.Errorf("not in force right after the import: %+v %v", d, ok)
+	}
+}
+
+func TestImportFail2banBans(t *testing.T) {
+	py := ""
+	for _, p := range []string{"/usr/bin/python3", "python3"} {
+		if path, err := exec.LookPath(p); err == nil && exec.Command(path, "-c", "import fail2ban.server.database").Run() == nil {
+			py = path
+			break
+		}
+	}
+	if py == "" {
+		t.Skip("no python3 with fail2ban's modules (apt-get install fail2ban): fail2ban's own code must write the test database")
+	}
+	db := filepath.Join(t.TempDir(), "fail2ban.sqlite3")
+	if out, err := exec.Command(py, "../../migrate/f2bbans/testdata/mkdb.py", db, strconv.FormatInt(time.Now().Unix(), 10)).CombinedOutput(); err != nil {
+		t.Fatalf("mkdb.py: %v\n%s", err, out)
+	}
+	dir := filepath.Join(t.TempDir(), "m")
+	if out, err := runCLI(t, "", "alliance", "init", "--name", "f2b", "--data", dir, "--nats-listen", "127.0.0.1:0"); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	out, err := runCLI(t, "", "import", "fail2ban", "--bans", "--db", db, "--data", dir, "-o", "json")
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	var rep importReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if rep.Valid != 3 || rep.Member == nil || rep.Member.Added != 3 {
+		t.Errorf("report %+v (member %+v), want 3 addresses imported", rep, rep.Member)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "imported.json"))
+	if err != nil || !strings.Contains(string(b), "fail2ban/recidive") || !strings.Contains(string(b), "import:fail2ban") {
+		t.Errorf("imported.json: %v\n%s", err, b)
+	}
+}
+
+func TestImportCrowdSecScenarios(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "crowdsec.yaml")
+	rep, err := runCLI(t, "", "import", "crowdsec", "--scenarios", "../../migrate/crowdsec/testdata/scenarios", "--out", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, rep)
+	}
+	for _, want := range []string{"crowdsecurity/ssh-bf", "Not translated:", "crowdsecurity/http-sensitive-files (http.yaml): filter"} {
+		if !strings.Contains(rep, want) {
+			t.Errorf("report lacks %q:\n%s", want, rep)
+		}
+	}
+	if _, scen, err := config.LoadRulesFile(out); err != nil || len(scen) == 0 {
+		t.Fatalf("the output does not load: %v (%d scenarios)", err, len(scen))
+	}
+	// replay takes it as --rules.
+	log := "Jun  2 10:00:0%d web1 sshd[10%d]: Failed password for root from 198.51.100.7 port 400%d ssh2\n"
+	var lines strings.Builder
+	for i := range 7 {
+		lines.WriteString(strings.ReplaceAll(log, "%d", strconv.Itoa(i)))
+	}
+	got, err := runCLI(t, lines.String(), "replay", "--rules", out, "-o", "json", "-")
+	if err != nil {
+		t.Fatalf("replay --rules: %v\n%s", err, got)
+	}
+	if !strings.Contains(got, "crowdsecurity/ssh-bf") && !strings.Contains(got, "ssh-bf") {
+		t.Errorf("replay with the translated scenarios decided nothing:\n%s", got)
+	}
+}
+
+func TestImportFail2banJails(t *testing.T) {
+	if _, err := os.Stat("/etc/fail2ban/jail.conf"); err != nil {
+		t.Skip("no /etc/fail2ban (apt-get install fail2ban)")
+	}
+	out := t.TempDir()
+	rep, err := runCLI(t, "", "import", "fail2ban", "--from", "/etc/fail2ban", "--out", out, "-o", "json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, rep)
+	}
+	var r struct {
+		Out   string `json:"out"`
+		Jails []struct {
+			Name string `json:"name"`
+		} `json:"jails"`
+	}
+	if err := json.Unmarshal([]byte(rep), &r); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, rep)
+	}
+	if _, err := config.Load(filepath.Join(out, "phalanx.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := config.LoadRulesFile(filepath.Join(out, "rules.yaml")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustAddr(t *testing.T, s string) netip.Addr {
+	t.Helper()
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
