@@ -195,3 +195,72 @@ func mustAddr(t *testing.T, s string) netip.Addr {
 	}
 	return a
 }
+
+// TestImportShare publishes imported decisions through a running member
+// as manual decisions, then runs again: the progress file makes the
+// second run publish nothing.
+func TestImportShare(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "m")
+	if out, err := runCLI(t, "", "alliance", "init", "--name", "share", "--data", dir, "--nats-listen", "127.0.0.1:0"); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, csDecisions, "import", "crowdsec", "--decisions", "-", "--data", dir, "--share"); err == nil || !strings.Contains(err.Error(), "start 'phalanx up") {
+		t.Fatalf("--share without a running member: want an error saying to start it, got %v\n%s", err, out)
+	}
+	m, err := member.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	c := waitForAPI(t, dir)
+	out, err := runCLI(t, csDecisions, "import", "crowdsec", "--decisions", "-", "--data", dir, "--share", "--share-rate", "6000", "-o", "json")
+	if err != nil {
+		t.Fatalf("share: %v\n%s", err, out)
+	}
+	var rep importReport
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if rep.Shared == nil || rep.Shared.Published != 2 || rep.Shared.Failed != 0 {
+		t.Fatalf("shared %+v, want 2 published", rep.Shared)
+	}
+	// They are in the ledger as this member's manual decisions.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ds, err := c.Decisions(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		manual := 0
+		for _, d := range ds {
+			if d.Scenario == "manual" || len(d.Reporters) > 0 {
+				manual++
+			}
+		}
+		if manual == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("shared decisions not folded: %+v", ds)
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline: the fold applies them asynchronously
+	}
+	out, err = runCLI(t, csDecisions, "import", "crowdsec", "--decisions", "-", "--data", dir, "--share", "--share-rate", "6000", "-o", "json")
+	if err != nil {
+		t.Fatalf("share again: %v\n%s", err, out)
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if rep.Shared == nil || rep.Shared.Published != 0 || rep.Shared.Before != 2 {
+		t.Errorf("second run shared %+v, want 0 published, 2 before", rep.Shared)
+	}
+}
