@@ -233,9 +233,9 @@ func TestDashboardInChromium(t *testing.T) {
 	step(t, ctx, "start a ceasefire",
 		chromedp.SetValue(chromedp.ID("cf-for"), "10m"),
 		chromedp.Click(chromedp.ID("cf-start")),
-		chromedp.WaitVisible(chromedp.CSS(`#ceasefires tbody tr`)),
+		chromedp.WaitVisible(chromedp.CSS(`#ceasefires tbody tr[data-id]`)),
 	)
-	cfID := get(t, ctx, "ceasefire id", chromedp.AttributeValue(chromedp.CSS(`#ceasefires tbody tr`), "data-id")).Value
+	cfID := get(t, ctx, "ceasefire id", chromedp.AttributeValue(chromedp.CSS(`#ceasefires tbody tr[data-id]`), "data-id")).Value
 	s := r.state(t)
 	if len(s.Ceasefires) != 1 || s.Ceasefires[0].ID != cfID {
 		t.Fatalf("after start, the API has ceasefires %+v, want %q", s.Ceasefires, cfID)
@@ -256,7 +256,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	step(t, ctx, "end the ceasefire",
 		chromedp.Click(chromedp.CSS(`#ceasefires button.cf-end`)),
-		chromedp.WaitNotPresent(chromedp.CSS(`#ceasefires tbody tr`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`#ceasefires tbody tr[data-id]`)),
 	)
 	if s := r.state(t); len(s.Ceasefires) != 0 {
 		t.Fatalf("after end, the API has ceasefires %+v", s.Ceasefires)
@@ -292,3 +292,137 @@ type recorder struct {
 func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) Write(b []byte) (int, error) { return io.Discard.Write(b) }
 func (r *recorder) WriteHeader(s int)           { r.status = s }
+
+// newBrowser starts headless Chromium for a test, window w×h.
+func newBrowser(t *testing.T, w, h int) context.Context {
+	t.Helper()
+	exe := chromium(t)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(w, h),
+	)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return ctx
+}
+
+func artifact(t *testing.T, name string, png []byte) {
+	t.Helper()
+	out := os.Getenv("PHALANX_ARTIFACTS")
+	if out == "" {
+		out = t.TempDir()
+	} else if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(out, name)
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", p)
+}
+
+// TestDashboardHostileText: the empty states say what they mean; then
+// attacker-chosen text — terminal escapes, bidi overrides, HTML, a 1 MB
+// evidence line, a long IPv6 address — renders as inert, visible, bounded
+// text, and neither a wide nor a phone-sized window scrolls sideways.
+func TestDashboardHostileText(t *testing.T) {
+	r := startMember(t)
+	ctx := newBrowser(t, 1400, 1100)
+	// The demo's link form: the token in the fragment.
+	step(t, ctx, "open the page with the token",
+		chromedp.Navigate(r.base+"/#token="+r.token),
+		chromedp.WaitVisible(chromedp.CSS(`#members tr[data-member="`+r.id+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#decisions tbody tr.empty`)),
+	)
+	for sel, want := range map[string]string{
+		`#decisions tbody tr.empty`: "no decisions in force",
+		`#ttp-chart p.empty`:        "No drills yet",
+		`#feed li.empty`:            "Waiting for decisions",
+		`#top-attackers li.empty`:   "none yet",
+		`#who`:                      "0 decisions in force",
+	} {
+		if got := get(t, ctx, sel, chromedp.Text(chromedp.CSS(sel))); !strings.Contains(got, want) {
+			t.Errorf("%s shows %q, want %q", sel, got, want)
+		}
+	}
+	if url := get(t, ctx, "location", chromedp.Evaluate[string](`location.href`)); strings.Contains(url, r.token) {
+		t.Errorf("the token stays in the address bar: %s", url)
+	}
+
+	const (
+		escape = "\x1b[2J\x1b]0;pwned\x07 Failed password for root"
+		bidi   = "invoice\u202Efdp.exe\u202C done"
+		markup = `<script>alert(1)</script><img src=x onerror=alert(1)>`
+		v6     = "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff"
+	)
+	huge := strings.Repeat("A", 1<<20)
+	now := time.Now().UTC()
+	r.m.Decisions().Add(phalanx.Decision{
+		Value: netip.MustParsePrefix("192.0.2.77/32"), Type: phalanx.Ban, Scenario: "ssh-bf\u202E\x1b[31m",
+		Duration: time.Hour, FirstSeen: now, LastSeen: now, Events: 4, Origin: phalanx.OriginLocal,
+		Evidence: []string{escape, bidi, markup, huge},
+	})
+	r.m.Decisions().Add(phalanx.Decision{
+		Value: netip.MustParsePrefix(v6 + "/128"), Type: phalanx.Ban, Scenario: "http-probing",
+		Duration: 2 * time.Hour, FirstSeen: now, LastSeen: now, Events: 1, Origin: phalanx.OriginLocal,
+		Evidence: []string{"GET /.env HTTP/1.1"},
+	})
+	row := `#decisions tr[data-value="192.0.2.77"]`
+	step(t, ctx, "hostile decision shown",
+		chromedp.WaitVisible(chromedp.CSS(row+` td.evidence li`)),
+		chromedp.WaitVisible(chromedp.CSS(`#decisions tr[data-value="`+v6+`"]`)),
+	)
+	lines := get(t, ctx, "evidence lines", chromedp.Evaluate[[]string](
+		`[...document.querySelectorAll('`+row+` td.evidence li')].map((li) => li.textContent)`))
+	if len(lines) != 4 {
+		t.Fatalf("evidence lines %q, want 4", lines)
+	}
+	for i, want := range []string{`\u{1b}[2J\u{1b}]0;pwned\u{7} Failed password`, `invoice\u{202e}fdp.exe\u{202c} done`, markup, "characters)"} {
+		if !strings.Contains(lines[i], want) {
+			t.Errorf("evidence line %d shows %.120q, want it to contain %q", i, lines[i], want)
+		}
+	}
+	if n := len(lines[3]); n > 1000 {
+		t.Errorf("the 1 MB evidence line shows %d characters: cut it", n)
+	}
+	page := get(t, ctx, "page text", chromedp.Evaluate[string](`document.body.innerText`))
+	for _, c := range []string{"\x1b", "\u202E", "\u202C", "\x07"} {
+		if strings.Contains(page, c) {
+			t.Errorf("the page shows the raw character %q", c)
+		}
+	}
+	if strings.Contains(page, huge[:2000]) {
+		t.Error("the page shows 2,000 characters of the 1 MB line somewhere")
+	}
+	if n := get(t, ctx, "elements", chromedp.Evaluate[int](`document.querySelectorAll("img, iframe, object, embed").length + document.scripts.length`)); n != 1 {
+		t.Errorf("%d img/script/… elements, want only app.js: attacker text was parsed as HTML", n)
+	}
+	if ends := get(t, ctx, "ends", chromedp.Text(chromedp.CSS(row+` td.time`))); !strings.HasPrefix(ends, "in ") {
+		t.Errorf("ends shows %q, want a relative time first (in 60 min …)", ends)
+	}
+
+	for _, size := range []struct {
+		name string
+		w, h int64
+	}{{"wide", 1400, 1100}, {"narrow", 390, 844}} {
+		step(t, ctx, "resize to "+size.name, chromedp.EmulateViewport(size.w, size.h))
+		over := get(t, ctx, "overflow", chromedp.Evaluate[int](`document.documentElement.scrollWidth - document.documentElement.clientWidth`))
+		if over > 0 {
+			t.Errorf("%s window (%d px): the page scrolls sideways by %d px", size.name, size.w, over)
+		}
+		artifact(t, "dashboard-hostile-"+size.name+".png", get(t, ctx, "screenshot", chromedp.FullScreenshot(100)))
+	}
+}

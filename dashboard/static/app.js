@@ -10,7 +10,30 @@
   let streamAbort = null;
   let decisionsTimer = 0;
 
-  // el builds an element; children are nodes or strings (as text).
+  // MAX_TEXT bounds any one piece of text put on the page: an evidence
+  // line may be a megabyte an attacker chose.
+  const MAX_TEXT = 300;
+  // Characters that would act instead of show: C0/C1 controls (terminal
+  // escapes), bidi overrides and isolates (which reorder what follows),
+  // zero-width and other invisible format characters.
+  const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]/g;
+
+  // visible makes attacker text safe to read: every invisible or
+  // reordering character shown as \u{…}, cut to max characters with the
+  // length said. It is always put on the page as text, never as markup.
+  function visible(v, max) {
+    let s = String(v);
+    max = max || MAX_TEXT;
+    let cut = '';
+    if (s.length > max) {
+      cut = '… (' + s.length.toLocaleString() + ' characters)';
+      s = s.slice(0, max);
+    }
+    return s.replace(INVISIBLE, (c) => '\\u{' + c.charCodeAt(0).toString(16) + '}') + cut;
+  }
+
+  // el builds an element; children are nodes or strings (shown as text,
+  // through visible).
   function el(tag, attrs, ...children) {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
@@ -18,19 +41,49 @@
     }
     for (const c of children) {
       if (c === null || c === undefined) continue;
-      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+      e.append(c instanceof Node ? c : document.createTextNode(visible(c, 2 * MAX_TEXT)));
     }
     return e;
   }
-  function replaceRows(tbody, rows) { tbody.replaceChildren(...rows); }
-  function ago(t) {
-    const s = Math.round((Date.now() - new Date(t).getTime()) / 1000);
-    if (!isFinite(s) || new Date(t).getFullYear() < 2000) return 'never';
-    if (s < 90) return s + ' s ago';
-    if (s < 5400) return Math.round(s / 60) + ' min ago';
-    return Math.round(s / 3600) + ' h ago';
+  function plural(n, one, many) { return n.toLocaleString() + ' ' + (n === 1 ? one : (many || one + 's')); }
+  // emptyRow is what a table shows when it has nothing: a sentence, not
+  // a blank.
+  function emptyRow(tbody, cols, text) {
+    tbody.replaceChildren(el('tr', { class: 'empty' }, el('td', { colspan: String(cols) }, text)));
   }
-  function clock(t) { return new Date(t).toLocaleTimeString(); }
+  function replaceRows(tbody, rows) { tbody.replaceChildren(...rows); }
+  // span says a duration in the largest unit that fits.
+  function span(s) {
+    s = Math.abs(s);
+    if (s < 90) return Math.round(s) + ' s';
+    if (s < 5400) return Math.round(s / 60) + ' min';
+    if (s < 2 * 86400) return Math.round(s / 3600) + ' h';
+    return Math.round(s / 86400) + ' days';
+  }
+  function ago(t) {
+    const s = (Date.now() - new Date(t).getTime()) / 1000;
+    if (!isFinite(s) || new Date(t).getFullYear() < 2000) return 'never';
+    return span(s) + ' ago';
+  }
+  // clock is a local time; with the date when it is not today.
+  function clock(t) {
+    const d = new Date(t);
+    if (isNaN(d)) return '?';
+    const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    return d.toDateString() === new Date().toDateString() ? time : d.toLocaleDateString() + ' ' + time;
+  }
+  // until says when something ends, relative first ("in 59 min"), with
+  // the absolute local time after it.
+  function until(t) {
+    const s = (new Date(t).getTime() - Date.now()) / 1000;
+    if (!isFinite(s)) return '?';
+    return (s <= 0 ? 'ended' : 'in ' + span(s)) + ' (' + clock(t) + ')';
+  }
+  // timeCell is a table cell with a time: relative text, and the full
+  // UTC time as a tooltip.
+  function timeCell(t, text) {
+    return el('td', { title: new Date(t).toISOString ? new Date(t).toISOString() : String(t), class: 'time' }, text);
+  }
 
   // The token: from a #token= fragment (the demo's link), else from
   // localStorage, else asked for. The fragment is removed at once so it
@@ -50,8 +103,10 @@
     setConn(false);
   }
   function setConn(on) {
-    $('conn').textContent = on ? 'live' : 'offline';
+    $('conn').textContent = on ? 'live' : (token ? 'offline: retrying' : 'offline');
+    $('conn').title = on ? 'receiving changes as they happen' : 'no connection to the member: what is shown may be out of date';
     $('conn').className = on ? 'on' : 'off';
+    document.body.classList.toggle('stale', !on);
   }
 
   async function api(method, path, body) {
@@ -74,38 +129,51 @@
   // applied ledger position.
   async function loadMembers() {
     const [health, members] = await Promise.all([api('GET', '/v1/health'), api('GET', '/v1/members')]);
-    $('who').textContent = health.member + ' · ' + health.decisions + ' decisions · ledger ' + health.applied;
+    const me = (members || []).find((m) => m.id === health.member);
+    $('who').textContent = visible(me ? me.name : String(health.member).slice(0, 12)) + ' · ' +
+      plural(health.decisions, 'decision') + ' in force · ledger position ' + health.applied.toLocaleString();
+    if (!members || members.length === 0) {
+      emptyRow($('members').tBodies[0], 6, 'no members known yet: the ledger has not been read');
+      return;
+    }
     replaceRows($('members').tBodies[0], (members || []).map((m) => {
       const self = m.id === health.member;
       const age = (Date.now() - new Date(m.last_heartbeat).getTime()) / 1000;
       let state = 'ok';
       if (m.expelled) state = 'expelled';
       else if (m.flagged) state = 'flagged';
-      else if (self ? !health.connected : !(age < 35)) state = self ? 'disconnected' : 'late';
+      else if (self ? !health.connected : !(age < 35)) state = self ? 'disconnected' : 'down?';
       const lag = self ? 0 : Math.max(0, health.applied - (m.applied || 0));
       return el('tr', { 'data-member': m.id },
-        el('td', null, m.name + (self ? ' (this member)' : '')),
-        el('td', null, String(m.id).slice(0, 12)),
+        el('td', { class: 'name' }, m.name + (self ? ' (this member)' : '')),
+        el('td', { class: 'id', title: m.id }, String(m.id).slice(0, 8)),
         el('td', null, m.role + (m.council ? ', council' : '')),
-        el('td', { class: state === 'disconnected' ? 'late' : state }, state + (m.flagged ? ': ' + m.flagged : '')),
-        el('td', null, self ? '—' : ago(m.last_heartbeat)),
-        el('td', null, self ? '0' : String(lag)));
+        el('td', { class: state === 'ok' ? 'ok' : 'bad', title: state === 'down?' ? 'no heartbeat for more than 35 s: the member may be down or cut off' : '' },
+          state + (m.flagged ? ': ' + m.flagged : '')),
+        self ? el('td', null, '—') : timeCell(m.last_heartbeat, ago(m.last_heartbeat)),
+        el('td', { title: 'ledger entries this member has not confirmed applying' }, self ? '0' : lag.toLocaleString()));
     }));
   }
 
   async function loadDecisions() {
     const list = (await api('GET', '/v1/decisions')) || [];
-    $('decision-count').textContent = '(' + list.length + ')';
+    const shown = Math.min(list.length, 500);
+    $('decision-count').textContent = '(' + (shown < list.length ? 'latest ' + shown + ' of ' : '') + list.length.toLocaleString() + ')';
     list.sort((a, b) => new Date(b.last_seen) - new Date(a.last_seen));
-    replaceRows($('decisions').tBodies[0], list.slice(0, 500).map((d) => el('tr', { 'data-value': d.value },
-      el('td', null, d.value),
-      el('td', null, d.type),
-      el('td', null, d.scenario),
-      el('td', null, d.origin),
-      el('td', null, (d.reporters || []).map((r) => String(r).slice(0, 12)).join(', ')),
-      el('td', null, String(d.events)),
-      el('td', null, clock(d.until)),
-      el('td', { class: 'evidence' }, el('ul', null, ...(d.evidence || []).map((line) => el('li', null, line)))))));
+    if (list.length === 0) {
+      emptyRow($('decisions').tBodies[0], 8, 'no decisions in force: nothing is blocked right now');
+    } else {
+      replaceRows($('decisions').tBodies[0], list.slice(0, shown).map((d) => el('tr', { 'data-value': d.value },
+        el('td', { class: 'addr' }, d.value),
+        el('td', null, d.type),
+        el('td', null, d.scenario),
+        el('td', null, d.origin),
+        el('td', { class: 'id' }, (d.reporters || []).length ? d.reporters.map((r) => String(r).slice(0, 8)).join(', ') : '—'),
+        el('td', { class: 'num' }, d.events.toLocaleString()),
+        timeCell(d.until, until(d.until)),
+        el('td', { class: 'evidence' }, (d.evidence || []).length ?
+          el('ul', null, ...d.evidence.map((line) => el('li', null, visible(line)))) : '—'))));
+    }
     renderTop(list);
   }
   function scheduleDecisions() {
@@ -117,7 +185,8 @@
   function renderTop(list) {
     const byEvents = list.slice().sort((a, b) => b.events - a.events).slice(0, 10);
     $('top-attackers').replaceChildren(...byEvents.map((d) =>
-      el('li', null, d.value + ' — ' + d.events + ' events (' + d.scenario + ')')));
+      el('li', null, el('span', { class: 'addr' }, d.value), ' — ' + plural(d.events, 'event') + ' (' + visible(d.scenario, 80) + ')')));
+    if (byEvents.length === 0) $('top-attackers').replaceChildren(el('li', { class: 'empty' }, 'none yet'));
     const sc = new Map();
     for (const d of list) {
       const s = sc.get(d.scenario) || { n: 0, events: 0 };
@@ -126,27 +195,36 @@
     }
     const top = [...sc.entries()].sort((a, b) => b[1].n - a[1].n).slice(0, 10);
     $('top-scenarios').replaceChildren(...top.map(([name, s]) =>
-      el('li', null, name + ' — ' + s.n + ' decisions, ' + s.events + ' events')));
+      el('li', null, visible(name, 80) + ' — ' + plural(s.n, 'decision') + ', ' + plural(s.events, 'event'))));
+    if (top.length === 0) $('top-scenarios').replaceChildren(el('li', { class: 'empty' }, 'none yet'));
   }
 
   function addFeed(ev) {
     const ev0 = (ev.evidence || [])[0];
     const li = el('li', { class: ev.op },
-      clock(Date.now()) + ' ' + ev.op + ' ' + ev.type + ' ' + ev.value + ' · ' + ev.scenario + ' · ' + ev.origin +
-      (ev.reporters && ev.reporters.length ? ' · reported by ' + ev.reporters.length : '') +
-      (ev0 ? ' · ' + ev0 : ''));
+      clock(Date.now()) + ' ' + ev.op + ' ' + ev.type + ' ',
+      el('span', { class: 'addr' }, ev.value),
+      ' · ' + visible(ev.scenario, 80) + ' · ' + ev.origin +
+      (ev.reporters && ev.reporters.length ? ' · reported by ' + plural(ev.reporters.length, 'member') : '') +
+      (ev0 ? ' · ' + visible(ev0, 120) : ''));
     const feed = $('feed');
+    const idle = feed.querySelector('li.empty');
+    if (idle) idle.remove();
     feed.prepend(li);
     while (feed.children.length > 200) feed.lastChild.remove();
   }
 
   function renderCeasefires(list) {
+    if (!list || list.length === 0) {
+      emptyRow($('ceasefires').tBodies[0], 6, 'no ceasefire: enforcement is on');
+      return;
+    }
     replaceRows($('ceasefires').tBodies[0], (list || []).map((c) => {
       const end = el('button', { type: 'button', class: 'cf-end', 'data-id': c.id }, 'End');
       end.addEventListener('click', () => endCeasefire(c.id));
       return el('tr', { 'data-id': c.id },
-        el('td', null, c.id), el('td', null, clock(c.until)), el('td', null, c.scenario || 'every'),
-        el('td', null, c.scope || 'every'), el('td', null, c.reason), el('td', null, end));
+        el('td', { class: 'id' }, c.id), timeCell(c.until, until(c.until)), el('td', null, c.scenario || 'every'),
+        el('td', { class: 'addr' }, c.scope || 'every'), el('td', null, c.reason), el('td', null, end));
     }));
   }
 
@@ -161,7 +239,9 @@
     const pts = (drills || []).filter((d) => d.members.length > 0);
     const text = (x, y, s) => { const t = document.createElementNS(NS, 'text'); t.setAttribute('x', x); t.setAttribute('y', y); t.textContent = s; svg.append(t); };
     if (pts.length === 0) {
-      text(P, H / 2, 'no drills yet: run one');
+      $('ttp-chart').replaceChildren(el('p', { class: 'empty' },
+        'No drills yet. A drill bans a harmless test address (198.18.0.0/15) through the alliance and measures how long each member takes to enforce it: press "Run a drill".'));
+      return;
     } else {
       const top = Math.max(1, ...pts.map((d) => d.max_ms));
       const x = (i) => P + (pts.length === 1 ? (W - 2 * P) / 2 : i * (W - 2 * P) / (pts.length - 1));
@@ -179,7 +259,7 @@
         svg.append(c);
       });
       text(2, 12, top.toFixed(1) + ' ms');
-      text(2, H - 4, pts.length + ' drills, slowest member each');
+      text(2, H - 4, plural(pts.length, 'drill') + ': time until the slowest member enforced it');
     }
     $('ttp-chart').replaceChildren(svg);
   }
@@ -205,8 +285,8 @@
     $('drill-result').textContent = 'running…';
     try {
       const r = await api('POST', '/v1/drill');
-      $('drill-result').textContent = 'p50 ' + r.p50_ms + ' ms, p99 ' + r.p99_ms + ' ms, ' +
-        r.members.filter((m) => m.ok).length + '/' + r.members.length + ' members protected';
+      $('drill-result').textContent = r.members.filter((m) => m.ok).length + ' of ' + plural(r.members.length, 'member') +
+        ' protected; median ' + r.p50_ms + ' ms, slowest ' + r.p99_ms + ' ms';
     } catch (err) { $('drill-result').textContent = err.message; }
   }
 
