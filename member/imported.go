@@ -33,9 +33,21 @@ const maxImported = 1_000_000
 
 // imported is the member's set of imported decisions and its file.
 type imported struct {
-	mu      sync.Mutex
+	mu      sync.Mutex // held across file writes: they happen in order
 	loaded  bool
 	byValue map[netip.Prefix]phalanx.Decision
+	written time.Time // imported.json's mtime after this member last wrote it
+}
+
+// save writes the set to imported.json. Under mu.
+func (m *Member) saveImported(now time.Time) error {
+	if err := writeImported(m.dir, m.imp.byValue, now); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(filepath.Join(m.dir, fileImported)); err == nil {
+		m.imp.written = fi.ModTime()
+	}
+	return nil
 }
 
 // importedFile is the schema of imported.json.
@@ -222,29 +234,17 @@ func (m *Member) liftImported(env ledger.Envelope) {
 		v = netip.PrefixFrom(a.Unmap(), v.Bits()-96)
 	}
 	m.imp.mu.Lock()
-	_, ok := m.imp.byValue[v]
-	if ok {
-		delete(m.imp.byValue, v)
-	}
-	set := maps(m.imp.byValue)
-	m.imp.mu.Unlock()
-	if !ok {
+	defer m.imp.mu.Unlock()
+	if _, ok := m.imp.byValue[v]; !ok {
 		return
 	}
+	delete(m.imp.byValue, v)
 	if cur, found := m.ds.Lookup(v.Addr()); found && cur.Value == v && migrate.IsImported(cur.Origin) {
 		m.ds.Delete(v)
 	}
-	if err := writeImported(m.dir, set, m.clock.Now()); err != nil {
+	if err := m.saveImported(m.clock.Now()); err != nil {
 		m.log.Warn("member: imported decisions: could not save the lift", "value", v, "err", err)
 	}
-}
-
-func maps(s map[netip.Prefix]phalanx.Decision) map[netip.Prefix]phalanx.Decision {
-	out := make(map[netip.Prefix]phalanx.Decision, len(s))
-	for k, v := range s {
-		out[k] = v
-	}
-	return out
 }
 
 // postImported is POST /v1/imported: a running member takes imported
@@ -261,27 +261,40 @@ func (m *Member) postImported(w http.ResponseWriter, r *http.Request) {
 	}
 	now := m.clock.Now()
 	m.imp.mu.Lock()
-	// An import made while the member was down, after it started, is in
-	// the file only: take it too rather than overwrite it.
-	if disk, err := readImported(m.dir); err == nil {
-		for v, d := range disk {
-			if _, ok := m.imp.byValue[v]; !ok {
-				m.imp.byValue[v] = d
+	// An offline import (ImportOffline) that wrote the file after this
+	// member last did is taken too rather than overwritten.
+	if fi, err := os.Stat(filepath.Join(m.dir, fileImported)); err == nil && !fi.ModTime().Equal(m.imp.written) {
+		if disk, err := readImported(m.dir); err == nil {
+			for v, d := range disk {
+				if _, ok := m.imp.byValue[v]; !ok {
+					m.imp.byValue[v] = d
+				}
 			}
 		}
 	}
 	res, err := mergeImported(m.imp.byValue, req.Decisions, now)
-	set := maps(m.imp.byValue)
-	m.imp.mu.Unlock()
 	if err != nil {
+		m.imp.mu.Unlock()
 		badRequest(w, "decisions: %v", err)
 		return
 	}
-	if err := writeImported(m.dir, set, now); err != nil {
+	if err := m.saveImported(now); err != nil {
+		m.imp.mu.Unlock()
 		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
 		return
 	}
-	m.enforceImported()
+	// Only what this request brought: enforceImported over the whole set
+	// would cost a lookup per held decision per batch.
+	add := make([]phalanx.Decision, 0, len(req.Decisions))
+	for _, d := range req.Decisions {
+		if cur, ok := m.imp.byValue[d.Value.Masked()]; ok {
+			add = append(add, cur)
+		}
+	}
+	m.imp.mu.Unlock()
+	for _, d := range add {
+		m.ds.Add(d)
+	}
 	m.ds.Settle()
 	res.Running = true
 	m.log.Info("decisions imported", "added", res.Added, "updated", res.Updated, "imported", res.Imported)
