@@ -232,7 +232,9 @@
   // drill, oldest to newest, as an inline SVG built node by node.
   function renderDrills(drills) {
     const NS = 'http://www.w3.org/2000/svg';
-    const W = 560, H = 140, P = 28;
+    // The view box is about the size the card shows it at, so that its
+    // text stays legible.
+    const W = 400, H = 150, P = 30;
     const svg = document.createElementNS(NS, 'svg');
     svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
     svg.setAttribute('width', '100%');
@@ -259,9 +261,12 @@
         svg.append(c);
       });
       text(2, 12, top.toFixed(1) + ' ms');
-      text(2, H - 4, plural(pts.length, 'drill') + ': time until the slowest member enforced it');
+      text(2, H - P + 14, '0 ms');
+      const last = pts[pts.length - 1];
+      $('ttp-chart').replaceChildren(svg, el('p', { class: 'caption' },
+        plural(pts.length, 'drill') + ', oldest to newest: the time until the slowest member enforced each. Latest: ' +
+        last.max_ms.toFixed(1) + ' ms, ' + plural(last.members.length, 'member') + ' confirmed, ' + ago(last.at) + '.'));
     }
-    $('ttp-chart').replaceChildren(svg);
   }
 
   async function startCeasefire(e) {
