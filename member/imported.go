@@ -66,6 +66,7 @@ type ImportResult struct {
 	Updated  int  `json:"updated"`  // values it held, now with a later end or a stronger type
 	Kept     int  `json:"kept"`     // values it held already with an end as late
 	Expired  int  `json:"expired"`  // already over when they arrived
+	Refused  int  `json:"refused"`  // on this member's allowlist, loopback or an ally's territory
 	Imported int  `json:"imported"` // imported decisions the member now holds
 	Running  bool `json:"running"`  // a running member took them at once
 }
@@ -111,7 +112,7 @@ func writeImported(dir string, set map[netip.Prefix]phalanx.Decision, now time.T
 
 // mergeImported adds ds to set (expired ones dropped; for a value already
 // held, the stronger type, then the later end, wins) and says what it did.
-func mergeImported(set map[netip.Prefix]phalanx.Decision, ds []phalanx.Decision, now time.Time) (ImportResult, error) {
+func mergeImported(set map[netip.Prefix]phalanx.Decision, ds []phalanx.Decision, never []netip.Prefix, now time.Time) (ImportResult, error) {
 	var r ImportResult
 	for _, d := range ds {
 		if !d.Value.IsValid() {
@@ -125,6 +126,12 @@ func mergeImported(set map[netip.Prefix]phalanx.Decision, ds []phalanx.Decision,
 		}
 		if !d.Until().After(now) {
 			r.Expired++
+			continue
+		}
+		if overlapsAny(d.Value, never) {
+			// Local sovereignty: the old tool's ban on this member's own
+			// allowlist or an ally's territory is not carried over.
+			r.Refused++
 			continue
 		}
 		d.Value = d.Value.Masked()
@@ -168,14 +175,23 @@ func ImportOffline(dir string, ds []phalanx.Decision, now time.Time) (ImportResu
 	if err != nil {
 		return ImportResult{}, fmt.Errorf("member: %w", err)
 	}
-	if _, err := loadConfig(abs); err != nil {
+	cfg, err := loadConfig(abs)
+	if err != nil {
 		return ImportResult{}, err
 	}
 	set, err := readImported(abs)
 	if err != nil {
 		return ImportResult{}, err
 	}
-	r, err := mergeImported(set, ds, now)
+	// Its own allowlist and territory: allies' are known only to the
+	// running member's fold (and checked again by every enforcer).
+	never := append([]netip.Prefix(nil), builtinNever...)
+	for _, a := range append(append([]string(nil), cfg.Allowlist...), cfg.Territory...) {
+		if p, err := phalanx.ParsePrefixOrAddr(a); err == nil {
+			never = append(never, p)
+		}
+	}
+	r, err := mergeImported(set, ds, never, now)
 	if err != nil {
 		return r, fmt.Errorf("member: import: %w", err)
 	}
@@ -272,7 +288,7 @@ func (m *Member) postImported(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	res, err := mergeImported(m.imp.byValue, req.Decisions, now)
+	res, err := mergeImported(m.imp.byValue, req.Decisions, m.Never(), now)
 	if err != nil {
 		m.imp.mu.Unlock()
 		badRequest(w, "decisions: %v", err)
@@ -319,6 +335,7 @@ func (c *APIClient) Import(ctx context.Context, ds []phalanx.Decision) (ImportRe
 		total.Updated += r.Updated
 		total.Kept += r.Kept
 		total.Expired += r.Expired
+		total.Refused += r.Refused
 		total.Imported = r.Imported
 		total.Running = true
 		if len(ds) == 0 {
@@ -345,4 +362,13 @@ func trimEvidence(ds []phalanx.Decision) []phalanx.Decision {
 		out[i] = d
 	}
 	return out
+}
+
+func overlapsAny(p netip.Prefix, ps []netip.Prefix) bool {
+	for _, q := range ps {
+		if q.IsValid() && p.Overlaps(q) {
+			return true
+		}
+	}
+	return false
 }

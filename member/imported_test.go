@@ -35,6 +35,11 @@ func TestImportedDecisions(t *testing.T) {
 	if res.Added != 1 || res.Expired != 1 || res.Imported != 1 || res.Running {
 		t.Errorf("offline import: %+v, want 1 added, 1 expired", res)
 	}
+	// Never what the member must not block: loopback here.
+	res, err = ImportOffline(dir, []phalanx.Decision{importedDecision("127.0.0.0/8", migrate.OriginFail2ban, time.Hour)}, time.Now())
+	if err != nil || res.Refused != 1 || res.Imported != 1 {
+		t.Errorf("loopback import: %+v %v, want it refused", res, err)
+	}
 	if _, err := ImportOffline(dir, []phalanx.Decision{importedDecision("192.0.2.52/32", phalanx.OriginManual, time.Hour)}, time.Now()); err == nil {
 		t.Error("an import with a non-import origin was accepted")
 	}

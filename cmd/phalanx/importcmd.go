@@ -144,7 +144,8 @@ func (t *decisionTarget) print(w io.Writer, rep importReport) error {
 	}
 	fmt.Fprintf(tw, "Into:\t%s\n", rep.Target)
 	if m := rep.Member; m != nil {
-		fmt.Fprintf(tw, "Member:\t%d added, %d updated, %d already held, %d expired; %d imported decisions held\n", m.Added, m.Updated, m.Kept, m.Expired, m.Imported)
+		fmt.Fprintf(tw, "Member:\t%d added, %d updated, %d already held, %d expired, %d refused (allowlist, loopback or territory); %d imported decisions held\n",
+			m.Added, m.Updated, m.Kept, m.Expired, m.Refused, m.Imported)
 	}
 	if s := rep.Shared; s != nil {
 		fmt.Fprintf(tw, "Shared:\t%d published now, %d before, %d failed\n", s.Published, s.Before, s.Failed)
