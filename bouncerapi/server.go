@@ -102,8 +102,23 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/decisions/stream", s.auth(s.stream))
 	mux.HandleFunc("GET /v1/decisions", s.auth(s.list))
-	// GET patterns also match HEAD.
+	// GET patterns also match HEAD. Everything else needs a key too and
+	// is answered in JSON, as CrowdSec's LAPI answers: a caller without a
+	// key learns nothing about which paths exist.
+	mux.HandleFunc("/", s.auth(notRoute))
 	return mux
+}
+
+// notRoute answers a keyed request for a path or method bouncers do not
+// use.
+func notRoute(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/v1/decisions", "/v1/decisions/stream":
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed: bouncers use GET "+r.URL.Path)
+	default:
+		writeError(w, http.StatusNotFound, "not a bouncer route: bouncers use GET /v1/decisions and GET /v1/decisions/stream")
+	}
 }
 
 type errorBody struct {
