@@ -146,18 +146,27 @@ func TestImportCrowdSecScenarios(t *testing.T) {
 	if _, scen, err := config.LoadRulesFile(out); err != nil || len(scen) == 0 {
 		t.Fatalf("the output does not load: %v (%d scenarios)", err, len(scen))
 	}
-	// replay takes it as --rules.
+	// replay runs it in place of the built-in scenarios: the translated
+	// ssh-bf (capacity 5) decides on the sixth failure, not before.
 	log := "Jun  2 10:00:0%d web1 sshd[10%d]: Failed password for root from 198.51.100.7 port 400%d ssh2\n"
 	var lines strings.Builder
-	for i := range 7 {
+	for i := range 5 {
 		lines.WriteString(strings.ReplaceAll(log, "%d", strconv.Itoa(i)))
 	}
-	got, err := runCLI(t, lines.String(), "replay", "--rules", out, "-o", "json", "-")
+	got, err := runCLI(t, lines.String(), "replay", "--scenarios", out, "-o", "json", "-")
 	if err != nil {
-		t.Fatalf("replay --rules: %v\n%s", err, got)
+		t.Fatalf("replay --scenarios: %v\n%s", err, got)
 	}
-	if !strings.Contains(got, "crowdsecurity/ssh-bf") && !strings.Contains(got, "ssh-bf") {
-		t.Errorf("replay with the translated scenarios decided nothing:\n%s", got)
+	if strings.Contains(got, "198.51.100.7") {
+		t.Errorf("decided after 5 failures; the translated ssh-bf holds 5:\n%s", got)
+	}
+	lines.WriteString(strings.ReplaceAll(log, "%d", "5"))
+	got, err = runCLI(t, lines.String(), "replay", "--scenarios", out, "-o", "json", "-")
+	if err != nil {
+		t.Fatalf("replay --scenarios: %v\n%s", err, got)
+	}
+	if !strings.Contains(got, `"scenario":"crowdsecurity/ssh-bf"`) {
+		t.Errorf("no crowdsecurity/ssh-bf decision after 6 failures:\n%s", got)
 	}
 }
 
