@@ -212,3 +212,81 @@ func TestChainAheadOfLedgerResyncs(t *testing.T) {
 		t.Errorf("chain after the restart: %+v (ledger's before: %+v)", c2, c)
 	}
 }
+
+func TestReportBudget(t *testing.T) {
+	var b reportBudget
+	now := time.Now()
+	for i := range 9 { // 10·0.9
+		if !b.take(now, 10, 0) {
+			t.Fatalf("take %d refused within the budget", i)
+		}
+	}
+	if b.take(now, 10, 0) {
+		t.Fatal("take beyond the budget allowed")
+	}
+	if b.take(now.Add(59*time.Second), 10, 0) {
+		t.Fatal("budget renewed before a minute passed")
+	}
+	if !b.take(now.Add(61*time.Second), 10, 0) {
+		t.Fatal("budget not renewed after a minute")
+	}
+	var s reportBudget
+	for range 4 {
+		s.take(now, 10, 5)
+	}
+	if s.take(now, 10, 5) {
+		t.Fatal("a reserve of 5 of 9 let a fifth through")
+	}
+}
+
+// TestFloodOfDecisionsStaysWithinCharterRate: more trigger decisions than
+// the charter lets one member report in a minute are all enforced here;
+// the reports stop short of the rate, so the fold refuses none of them
+// and does not flag the member.
+func TestFloodOfDecisionsStaysWithinCharterRate(t *testing.T) {
+	const n = 700 // the default charter allows 600 a minute
+	d := filepath.Join(t.TempDir(), "m")
+	if _, err := Init(d, "flood", "127.0.0.1:0", nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(t.TempDir(), "auth.log")
+	f, err := os.Create(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := time.Now().Format(time.Stamp)
+	for i := range n {
+		a := fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)
+		fmt.Fprintf(f, "%s host sshd[1]: refused connect from %s (%s)\n", stamp, a, a)
+	}
+	f.Close()
+	fi, _ := os.Stat(log)
+	r := start(t, d, func(m *Member) {
+		m.AddSource(file.Config{Paths: []string{log}, Hint: "sshd", FromStart: true})
+	})
+	waitOffsets(t, d, fi.Size())
+	if got := r.m.ds.Len(); got != n {
+		t.Errorf("%d decisions in force here, want %d", got, n)
+	}
+	var rejected int
+	reports := 0
+	if _, err := VerifyLedger(t.Context(), d, nil, func(e VerifiedEntry) {
+		if !e.Accepted {
+			rejected++
+		} else if e.Kind == ledger.KindReport {
+			reports++
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if rejected != 0 || reports == 0 || reports >= 600 {
+		t.Errorf("%d reports accepted, %d entries rejected: want some reports, fewer than 600, none rejected", reports, rejected)
+	}
+	r.m.mu.Lock()
+	for _, ms := range r.m.fold.Members() {
+		if ms.Flagged != "" {
+			t.Errorf("member %s flagged: %s", ms.ID, ms.Flagged)
+		}
+	}
+	r.m.mu.Unlock()
+}

@@ -86,6 +86,7 @@ func (m *Member) detect(ctx context.Context) error {
 	// published after it lets go: publishing may wait on a full outbox.
 	var pending []phalanx.Decision
 	emit := func(d phalanx.Decision) { pending = append(pending, d) }
+	budget := &reportBudget{}
 	// decide enforces d here at once and queues its report; the returned
 	// channel says when the report is in the ledger (nil: nothing to
 	// wait for).
@@ -95,6 +96,10 @@ func (m *Member) detect(ctx context.Context) error {
 		if m.alreadyReported(d) {
 			m.log.Info("decision already in the ledger on this member's report (its lines were read again after a restart): not reported twice",
 				"value", d.ValueString(), "scenario", d.Scenario)
+			return nil
+		}
+		if !budget.take(m.clock.Now(), m.reportLimit(), 0) {
+			budget.overLimit(m, d)
 			return nil
 		}
 		m.log.Info("decision", "value", d.ValueString(), "type", d.Type, "scenario", d.Scenario,
@@ -157,6 +162,11 @@ func (m *Member) detect(ctx context.Context) error {
 					// in full; a sighting would count it twice.
 					if _, ok := m.ds.Lookup(s.Source); ok {
 						continue
+					}
+					// Sightings give way to reports: at most half the
+					// charter's rate.
+					if lim := m.reportLimit(); !budget.take(m.clock.Now(), lim, lim/2) {
+						break
 					}
 					if !m.send(ctx, outgoing{kind: ledger.KindSighting, body: s}) {
 						return nil
@@ -246,6 +256,61 @@ func (q *ackQueue) release(empty bool) {
 	q.waiting[0] = waitingAcks{}
 	q.waiting = q.waiting[1:]
 	q.idle(empty)
+}
+
+// reportBudget keeps this member's reports and sightings within the
+// charter's rate (MaxReportsPerMinute over a sliding minute, as the fold
+// counts them). What goes beyond it the fold refuses, and flags the
+// member for; publishing it anyway would also slow local detection down
+// to the broker's pace under a flood of distinct attackers, since each
+// report waits its turn in the outbox. A decision over the budget is
+// enforced here only.
+type reportBudget struct {
+	sent     []time.Time // within the last minute, oldest first; at most the charter's limit
+	dropped  int         // over budget since the last warning
+	lastWarn time.Time
+}
+
+// budgetMargin leaves room for clock differences between this member and
+// the stream's timestamps, and for heartbeats and drill acks (which the
+// fold does not count, but which share the outbox).
+const budgetMargin = 0.9
+
+// take spends one unit if fewer than limit·budgetMargin−reserve were
+// spent in the minute before now.
+func (b *reportBudget) take(now time.Time, limit, reserve int) bool {
+	cut := now.Add(-time.Minute)
+	i := 0
+	for i < len(b.sent) && !b.sent[i].After(cut) {
+		i++
+	}
+	b.sent = b.sent[i:]
+	if len(b.sent) >= int(float64(limit)*budgetMargin)-reserve {
+		return false
+	}
+	b.sent = append(b.sent, now)
+	return true
+}
+
+// overLimit notes a decision enforced here but not reported, warning at
+// most once a minute.
+func (b *reportBudget) overLimit(m *Member, d phalanx.Decision) {
+	b.dropped++
+	if now := m.clock.Now(); now.Sub(b.lastWarn) >= time.Minute {
+		m.log.Warn("member: more decisions than the charter lets this member report (max_reports_per_minute); enforced here only",
+			"not_reported", b.dropped, "last", d.ValueString())
+		b.dropped, b.lastWarn = 0, now
+	}
+}
+
+// reportLimit is the charter's MaxReportsPerMinute.
+func (m *Member) reportLimit() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fold == nil {
+		return 0
+	}
+	return m.fold.Charter().Policy.MaxReportsPerMinute
 }
 
 // catchUpWait bounds how long detection waits for the fold to read the
