@@ -25,6 +25,7 @@ import (
 	"github.com/phalanx-defence/phalanx/config"
 	"github.com/phalanx-defence/phalanx/detect"
 	"github.com/phalanx-defence/phalanx/parse/fail2ban"
+	"github.com/phalanx-defence/phalanx/parse/rules"
 	"github.com/phalanx-defence/phalanx/source/file"
 	"github.com/phalanx-defence/phalanx/source/journald"
 )
@@ -103,6 +104,11 @@ type Result struct {
 	Problems  []Problem         `json:"problems"`
 	Config    config.Config     `json:"-"`
 	Scenarios []detect.Scenario `json:"-"`
+	// Rules are the translated fail2ban filters of jails phalanx has no
+	// native parser for (parse/fail2ban's Filter.Rules).
+	Rules []rules.Rule `json:"-"`
+
+	ruleSets map[string]bool // filter specs whose rules are in Rules
 }
 
 // Import reads the jails under from (/etc/fail2ban) and translates the
@@ -138,18 +144,26 @@ func Import(from string) (*Result, error) {
 				}
 			}
 			if len(j.Journal) > 0 {
-				r.Config.Journald = append(r.Config.Journald, journald.Config{Matches: j.Journal, Hint: j.Parser})
+				hint := j.Parser
+				if strings.HasPrefix(hint, "rules:") {
+					hint = ""
+				}
+				r.Config.Journald = append(r.Config.Journald, journald.Config{Matches: j.Journal, Hint: hint})
+			}
+			hint := j.Parser
+			if strings.HasPrefix(hint, "rules:") {
+				hint = "" // custom rules run on any format
 			}
 			for _, p := range j.LogPaths {
 				if fc, ok := files[p]; ok {
-					if fc.Hint != j.Parser {
+					if fc.Hint != hint {
 						r.Problems = append(r.Problems, Problem{Jail: sec, Option: "logpath", Value: p, Note: true,
-							Reason: fmt.Sprintf("read by jails with parsers %s and %s: phalanx reads it once and recognises each line's format", fc.Hint, j.Parser)})
+							Reason: fmt.Sprintf("read by jails with parsers %q and %q: phalanx reads it once and recognises each line's format", fc.Hint, hint)})
 						fc.Hint = ""
 					}
 					continue
 				}
-				files[p] = &file.Config{Paths: []string{p}, Hint: j.Parser}
+				files[p] = &file.Config{Paths: []string{p}, Hint: hint}
 				fileOrder = append(fileOrder, p)
 			}
 			if v, ok := conf.Get(sec, "ignoreip"); ok {
@@ -173,7 +187,26 @@ func Import(from string) (*Result, error) {
 	}
 	slices.Sort(r.Config.Allowlist)
 	r.Config.SSHDMode = sshdMode
+	r.Problems = mergeProblems(r.Problems)
 	return r, nil
+}
+
+// mergeProblems reports once what several jails share (an option set in
+// [DEFAULT]), naming every jail it concerns.
+func mergeProblems(ps []Problem) []Problem {
+	type key struct{ option, value, reason string }
+	at := map[key]int{}
+	out := make([]Problem, 0, len(ps))
+	for _, p := range ps {
+		k := key{p.Option, p.Value, p.Reason}
+		if i, ok := at[k]; ok {
+			out[i].Jail += ", " + p.Jail
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, p)
+	}
+	return out
 }
 
 // jail translates one enabled jail.
@@ -235,18 +268,39 @@ func (r *Result) jail(conf *fail2ban.Conf, from, sec string) (Jail, []Problem, d
 
 	n, isNative := natives[name]
 	if !isNative {
-		reason := fmt.Sprintf("filter %s has no phalanx parser, and phalanx config cannot run fail2ban filters yet; check it against its logs with 'phalanx parse' after writing a rules: entry for it", name)
 		if name == "recidive" {
-			reason = "recidive bans repeat offenders from fail2ban's own log; phalanx escalates repeat offenders itself (each new decision against an address lasts twice the previous, up to 7 days)"
-		} else if f, err := fail2ban.LoadFilter(from, name, args); err != nil {
-			reason = fmt.Sprintf("filter %s does not load: %v", name, err)
-		} else {
-			reason += fmt.Sprintf(" (%d failregex, %d with problems)", len(f.Failregex), len(f.Problems))
+			bad("filter", spec, "recidive bans repeat offenders from fail2ban's own log; phalanx escalates repeat offenders itself (each new decision against an address lasts twice the previous, up to 7 days)")
+			return j, ps, detect.Scenario{}, ""
 		}
-		bad("filter", spec, reason)
-		return j, ps, detect.Scenario{}, ""
+		// No native parser: the filter itself, as phalanx rules.
+		f, err := fail2ban.LoadFilter(from, name, args)
+		if err != nil {
+			bad("filter", spec, fmt.Sprintf("filter %s does not load: %v", name, err))
+			return j, ps, detect.Scenario{}, ""
+		}
+		rs, probs := f.Rules()
+		for _, p := range probs {
+			ps = append(ps, Problem{Jail: sec, Option: "filter " + name + " " + p.Option, Value: p.Expr, Reason: p.Reason, Note: p.Fallback})
+		}
+		if len(rs) == 0 {
+			bad("filter", spec, fmt.Sprintf("none of filter %s's %d failregex translates to a phalanx rule (see the problems above)", name, len(f.Failregex)))
+			return j, ps, detect.Scenario{}, ""
+		}
+		if r.ruleSets == nil {
+			r.ruleSets = map[string]bool{}
+		}
+		key := rs[0].Name
+		if !r.ruleSets[key] {
+			r.ruleSets[key] = true
+			r.Rules = append(r.Rules, rs...)
+		}
+		n = native{hint: "", service: rs[0].Service, kinds: []phalanx.EventKind{phalanx.KindRuleMatch}}
+		note("filter", spec, fmt.Sprintf("no native phalanx parser: its %d failregex run as phalanx rules (rules.yaml), %d did not translate", len(rs), len(f.Failregex)-len(rs)))
 	}
 	j.Parser = n.hint
+	if !isNative {
+		j.Parser = "rules:" + name
+	}
 	mode := ""
 	if name == "sshd" {
 		mode = args["mode"]
@@ -303,9 +357,13 @@ func (r *Result) jail(conf *fail2ban.Conf, from, sec string) (Jail, []Problem, d
 	j.Scenario, j.Translated = s.Name, true
 
 	if v, _ := conf.Get(sec, "bantime.increment"); truth(v) {
-		f, _ := conf.Get(sec, "bantime.factor")
-		m, _ := conf.Get(sec, "bantime.maxtime")
-		note("bantime.increment", fmt.Sprintf("factor=%s maxtime=%s", strings.TrimSpace(f), strings.TrimSpace(m)),
+		v := "true"
+		for _, o := range []string{"bantime.factor", "bantime.maxtime", "bantime.multipliers"} {
+			if x, _ := conf.Get(sec, o); strings.TrimSpace(x) != "" {
+				v += fmt.Sprintf(" (%s = %s)", o, strings.TrimSpace(x))
+			}
+		}
+		note("bantime.increment", v,
 			"phalanx escalates every repeat offender itself, for all scenarios: each new decision lasts twice the previous, up to 7 days (not per jail)")
 	}
 	if v, ok := conf.Get(sec, "port"); ok && strings.TrimSpace(v) != "" && !strings.Contains(v, "0:65535") {
@@ -403,7 +461,7 @@ func (r *Result) Write(dir string) error {
 		return fmt.Errorf("fail2ban jails: %w", err)
 	}
 	buf.Reset()
-	fmt.Fprintf(&buf, "# Scenarios translated from fail2ban's jails in %s: one per enabled jail\n# with a native parser. They run beside phalanx's built-in scenarios; name\n# this file as scenarios: instead of rules: in phalanx.yaml to run only them.\n", r.From)
+	fmt.Fprintf(&buf, "# Translated from fail2ban's jails in %s: a scenario per enabled jail, and\n# the filters of jails phalanx has no native parser for as rules. The\n# scenarios run beside phalanx's built-in ones.\n", r.From)
 	enc = yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	ss := r.Scenarios
@@ -411,8 +469,9 @@ func (r *Result) Write(dir string) error {
 		ss = []detect.Scenario{}
 	}
 	if err := enc.Encode(struct {
+		Rules     []rules.Rule      `yaml:"rules,omitempty"`
 		Scenarios []detect.Scenario `yaml:"scenarios"`
-	}{ss}); err != nil {
+	}{r.Rules, ss}); err != nil {
 		return fmt.Errorf("fail2ban jails: %w", err)
 	}
 	rulesPath := filepath.Join(dir, "rules.yaml")
@@ -424,9 +483,12 @@ func (r *Result) Write(dir string) error {
 	if err != nil {
 		return fmt.Errorf("fail2ban jails: the written config does not load (a bug): %w", err)
 	}
-	_, scen, err := config.LoadRulesFile(loaded.Rules)
+	set, scen, err := config.LoadRulesFile(loaded.Rules)
 	if err != nil {
-		return fmt.Errorf("fail2ban jails: the written scenarios do not load (a bug): %w", err)
+		return fmt.Errorf("fail2ban jails: the written rules and scenarios do not load (a bug): %w", err)
+	}
+	if n := len(r.Rules); n > 0 && (set == nil || len(set.Rules()) != n) {
+		return fmt.Errorf("fail2ban jails: %d rules written, not all read back (a bug)", n)
 	}
 	if _, err := detect.New(detect.Config{Scenarios: append(detect.DefaultScenarios(), scen...)}); err != nil {
 		return fmt.Errorf("fail2ban jails: the written scenarios do not run (a bug): %w", err)

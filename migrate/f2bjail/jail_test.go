@@ -79,7 +79,7 @@ func TestImportDebianJails(t *testing.T) {
 	if len(jails) != 5 {
 		t.Fatalf("jails %v, want the 5 enabled ones", jails)
 	}
-	for name, want := range map[string]bool{"sshd": true, "nginx-http-auth": true, "postfix": true, "recidive": false, "proftpd": false} {
+	for name, want := range map[string]bool{"sshd": true, "nginx-http-auth": true, "postfix": true, "recidive": false, "proftpd": true} {
 		if jails[name].Translated != want {
 			t.Errorf("jail %s translated = %v, want %v", name, jails[name].Translated, want)
 		}
@@ -94,8 +94,12 @@ func TestImportDebianJails(t *testing.T) {
 			t.Errorf("problem without a reason: %+v", p)
 		}
 	}
-	if !strings.Contains(reported["proftpd"], "no phalanx parser") || !strings.Contains(reported["recidive"], "repeat offenders") {
+	if !strings.Contains(reported["recidive"], "repeat offenders") {
 		t.Errorf("untranslated jails reported as %v", reported)
+	}
+	// proftpd has no native parser: its filter runs as phalanx rules.
+	if j := jails["proftpd"]; j.Parser != "rules:proftpd" || len(r.Rules) == 0 {
+		t.Errorf("proftpd = %+v with %d rules, want its filter as rules", j, len(r.Rules))
 	}
 	if !strings.Contains(reported["sshd"], "gateway.example.org") && !slices.ContainsFunc(r.Problems, func(p Problem) bool { return p.Value == "gateway.example.org" }) {
 		t.Error("a host name in ignoreip was not reported")
@@ -127,9 +131,21 @@ func TestImportDebianJails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, scen, err := config.LoadRulesFile(cfg.Rules)
+	set, scen, err := config.LoadRulesFile(cfg.Rules)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if set == nil || len(set.Rules()) != len(r.Rules) {
+		t.Fatalf("rules.yaml holds %v rules, want %d", set, len(r.Rules))
+	}
+	// The proftpd rules recognise a line of proftpd's own sample log.
+	sample := "Jan 10 00:00:00 myhost proftpd[12345] myhost.domain.com (123.123.123.123[123.123.123.123]): USER username (Login failed): User in /etc/ftpusers"
+	var ev phalanx.Event
+	if ok := set.Parse(sample, &ev); !ok || ev.Source.String() != "123.123.123.123" || ev.Kind != phalanx.KindRuleMatch {
+		t.Errorf("proftpd rule on its sample: %+v %v", ev, ok)
+	}
+	if f2b := byNameOf(scen, "f2b-proftpd"); f2b == nil || !slices.Equal(f2b.Filter.Kinds, []phalanx.EventKind{phalanx.KindRuleMatch}) {
+		t.Errorf("f2b-proftpd scenario %+v", f2b)
 	}
 	byName := map[string]detect.Scenario{}
 	for _, s := range scen {
@@ -184,3 +200,12 @@ func TestSeconds(t *testing.T) {
 type fixedClock time.Time
 
 func (c fixedClock) Now() time.Time { return time.Time(c) }
+
+func byNameOf(ss []detect.Scenario, name string) *detect.Scenario {
+	for i := range ss {
+		if ss[i].Name == name {
+			return &ss[i]
+		}
+	}
+	return nil
+}
