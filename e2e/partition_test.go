@@ -49,6 +49,7 @@ func decisionSet(ds []Decision) []string {
 //	PHALANX_PARTITION=1m go test -run TestPartition -v ./e2e
 func TestPartition(t *testing.T) {
 	needNetns(t)
+	Binary(t) // built before any command's timeout starts: a build on a loaded machine takes its time
 	cut := partitionFor(t)
 	hubNS, cutNS := netnstest.New(t, "phx-part-hub-"), netnstest.New(t, "phx-part-cut-")
 	veth := "phx" + randHex(4)
