@@ -460,6 +460,7 @@ func substituteTags(tags map[string]string, ignore map[string]bool, addrepl func
 	sort.Strings(keys)
 	done := map[string]bool{}
 	counts := map[string]map[string]int{}
+	work := 0
 	for round := 0; round < 64; round++ {
 		again := false
 		for _, tag := range keys {
@@ -498,8 +499,9 @@ func substituteTags(tags map[string]string, ignore map[string]bool, addrepl func
 				value = strings.ReplaceAll(value, "<"+rtag+">", repl)
 				rc[rtag]++
 				pos = start
-				if len(value) > 1<<20 {
-					return nil, fmt.Errorf("<%s> expands beyond 1 MB: check the filter's tags", tag)
+				work += len(value)
+				if len(value) > 1<<20 || work > 64<<20 {
+					return nil, fmt.Errorf("<%s> expands beyond reason (1 MB, or 64 MB of substitution work): check the filter's tags", tag)
 				}
 			}
 			if value != orig {

@@ -450,6 +450,10 @@ func (c *Conf) lookupVar(section, name string, vars map[string]string) (string, 
 	return c.defaults.get(opt)
 }
 
+// maxValueLen bounds an interpolated value: references that each repeat
+// another one grow exponentially with the depth.
+const maxValueLen = 1 << 20
+
 // maxInterpolationDepth is Python's MAX_INTERPOLATION_DEPTH.
 const maxInterpolationDepth = 10
 
@@ -457,17 +461,29 @@ const maxInterpolationDepth = 10
 // BasicInterpolation does.
 func interpolate(raw string, lookup func(string) (string, bool), section string, _ []string) (string, error) {
 	var b strings.Builder
-	if err := interpolateInto(&b, raw, lookup, 1); err != nil {
+	budget := maxInterpolations
+	if err := interpolateInto(&b, raw, lookup, 1, &budget); err != nil {
 		return "", err
 	}
 	return b.String(), nil
 }
 
-func interpolateInto(b *strings.Builder, rest string, lookup func(string) (string, bool), depth int) error {
+// maxInterpolations bounds the references followed for one value: values
+// that each name another several times make an exponential tree even when
+// what they expand to is empty.
+const maxInterpolations = 10000
+
+func interpolateInto(b *strings.Builder, rest string, lookup func(string) (string, bool), depth int, budget *int) error {
+	if *budget--; *budget < 0 {
+		return fmt.Errorf("more than %d %%(...)s references to follow: check them for repetition", maxInterpolations)
+	}
 	if depth > maxInterpolationDepth {
 		return fmt.Errorf("%%(...)s nested more than %d deep (a variable that refers to itself?): break the loop", maxInterpolationDepth)
 	}
 	for rest != "" {
+		if b.Len() > maxValueLen {
+			return fmt.Errorf("value expands beyond %d bytes: check the %%(...)s references", maxValueLen)
+		}
 		p := strings.IndexByte(rest, '%')
 		if p < 0 {
 			b.WriteString(rest)
@@ -491,7 +507,7 @@ func interpolateInto(b *strings.Builder, rest string, lookup func(string) (strin
 				return fmt.Errorf("%%(%s)s is not defined in the section or [DEFAULT]: define it, or write %%%% for a literal %%", name)
 			}
 			if strings.IndexByte(v, '%') >= 0 {
-				if err := interpolateInto(b, v, lookup, depth+1); err != nil {
+				if err := interpolateInto(b, v, lookup, depth+1, budget); err != nil {
 					return err
 				}
 			} else {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // The expansions of fail2ban's address tags (failregex.py's R_HOST). The
@@ -210,6 +211,11 @@ func (t *translator) brace() {
 			if lo == "" {
 				lo = "0"
 			}
+			if o := t.out.String(); o == "" || strings.HasSuffix(o, "(") || strings.HasSuffix(o, "|") || strings.HasSuffix(o, "(?:") || endsWithQuantifier(o) {
+				t.problem("repetition {%s} with nothing to repeat", s[t.i+1:m])
+				t.i = m + 1
+				return
+			}
 			t.out.WriteString("{" + lo + "," + hi + "}")
 			t.i = m + 1
 			t.lazyOrPossessive()
@@ -218,6 +224,18 @@ func (t *translator) brace() {
 	}
 	t.out.WriteString(`\{`)
 	t.i++
+}
+
+// endsWithQuantifier reports an unescaped *, +, ? or } at the end of o.
+func endsWithQuantifier(o string) bool {
+	if o == "" || strings.IndexByte("*+?}", o[len(o)-1]) < 0 {
+		return false
+	}
+	n := 0
+	for i := len(o) - 2; i >= 0 && o[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 0
 }
 
 func (t *translator) lazyOrPossessive() {
@@ -322,8 +340,17 @@ func (t *translator) escape(inClass bool) {
 	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
 		t.problem(`unknown escape \%c`, c)
 		t.i += 2
+	case c == '_' || c >= utf8.RuneSelf:
+		// Python takes these escapes literally; RE2 and .NET refuse them.
+		_, size := utf8.DecodeRuneInString(s[t.i+1:])
+		if c == '_' {
+			t.out.WriteByte('_')
+		} else {
+			t.out.WriteString(regexp.QuoteMeta(s[t.i+1 : t.i+1+size]))
+		}
+		t.i += 1 + size
 	default:
-		// Escaped punctuation (or a non-ASCII rune) is itself.
+		// Escaped punctuation is itself.
 		t.out.WriteByte('\\')
 		t.i++
 		t.out.WriteByte(s[t.i])

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/phalanx-defence/phalanx"
+	"github.com/phalanx-defence/phalanx/parse/fail2ban/datedetect"
 	"github.com/phalanx-defence/phalanx/parse/rules"
 )
 
@@ -25,10 +26,7 @@ import (
 func (f *Filter) Rules() ([]rules.Rule, []Problem) {
 	var out []rules.Rule
 	problems := append([]Problem(nil), f.Problems...)
-	date := f.Datepattern
-	if strings.TrimSpace(date) == "" {
-		date = "default"
-	}
+	date := usableDatepattern(f.Datepattern)
 	base := f.Name
 	if m := f.Mode(); m != "" {
 		base += "-" + m
@@ -58,6 +56,24 @@ func (f *Filter) Rules() ([]rules.Rule, []Problem) {
 		out = append(out, r)
 	}
 	return out, problems
+}
+
+// usableDatepattern keeps the templates of a datepattern that compile
+// (the filter's Problems name the others), or "default" when none is left.
+func usableDatepattern(p string) string {
+	var keep []string
+	for _, l := range strings.Split(p, "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		if _, errs := datedetect.New(l, datedetect.Options{}); len(errs) == 0 {
+			keep = append(keep, l)
+		}
+	}
+	if len(keep) == 0 {
+		return "default"
+	}
+	return strings.Join(keep, "\n")
 }
 
 // rule translates one failregex with the filter's prefix and ignores.
@@ -108,6 +124,9 @@ func (f *Filter) rule(e *Expr, date string) (rules.Rule, string) {
 			out[i] = t.expr
 		}
 	}
+	for i := range out {
+		out[i] = escapeLineBreaks(out[i])
+	}
 	r := rules.Rule{Regex: out[0], Date: date, Engine: engine}
 	k := 1
 	if f.Prefregex != nil {
@@ -119,6 +138,40 @@ func (f *Filter) rule(e *Expr, date string) (rules.Rule, string) {
 		r.Contains = prefilter(r.Regex)
 	}
 	return r, ""
+}
+
+// escapeLineBreaks writes a literal line break in an expression as the
+// escape \n (\r): the same expression, and one a YAML file keeps intact.
+func escapeLineBreaks(s string) string {
+	if !strings.ContainsAny(s, "\n\r") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\\' && i+1 < len(s) {
+			switch s[i+1] {
+			case '\n':
+				b.WriteString(`\n`)
+			case '\r':
+				b.WriteString(`\r`)
+			default:
+				b.WriteByte(c)
+				b.WriteByte(s[i+1])
+			}
+			i++
+			continue
+		}
+		switch c {
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // prefilter picks up to two literals every match of re contains, long

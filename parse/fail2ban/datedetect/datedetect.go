@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -169,6 +170,23 @@ type Options struct {
 	Now func() time.Time
 }
 
+// Compiled templates are immutable, so detectors share them: a rules file
+// imported from fail2ban has one rule per failregex, all with the same
+// datepattern, and the default list alone is over thirty expressions.
+var (
+	cacheMu sync.Mutex
+	cache   = map[string]cached{}
+)
+
+type cached struct {
+	templates []*template
+	errs      []error
+}
+
+// maxCached bounds the cache (datepatterns come from configuration, but a
+// fuzzer or a long-running reload loop could supply any number).
+const maxCached = 256
+
 // New compiles a fail2ban datepattern (one template per line; "" means
 // fail2ban's default templates). Templates that cannot be compiled are
 // returned as errors and left out; the rest still work.
@@ -197,6 +215,21 @@ func New(datepattern string, o Options) (*Detector, []error) {
 	// builds it from the real clock (its tests fix their clock in 2005 and
 	// still read 2013's logs), and so does this.
 	exY := exYear(time.Now())
+	key := datepattern + "\x00" + exY
+	cacheMu.Lock()
+	ce, hit := cache[key]
+	cacheMu.Unlock()
+	if hit {
+		d.templates = ce.templates
+		return d, ce.errs
+	}
+	defer func() {
+		cacheMu.Lock()
+		if len(cache) < maxCached {
+			cache[key] = cached{d.templates, errs}
+		}
+		cacheMu.Unlock()
+	}()
 	lines := strings.Split(datepattern, "\n")
 	if strings.TrimSpace(datepattern) == "" {
 		lines = []string{"{DEFAULT}"}
