@@ -923,26 +923,25 @@ func (d *Detector) parse(t *template, line string, g []int) time.Time {
 	return tm
 }
 
-// zoneOffset reads Z, UTC, GMT, +hh, +hhmm, +hh:mm and the zone
-// abbreviations fail2ban knows without an offset (UTC-based only).
+// zoneOffset reads what fail2ban's zone2offset does: an abbreviation from
+// its table, optionally followed by an offset ([+-]hh, [+-]hhmm,
+// [+-]hh:mm), or an offset alone.
 func zoneOffset(z string) (int, bool) {
-	switch strings.ToUpper(z) {
-	case "Z", "UTC", "GMT":
-		return 0, true
-	}
 	i := strings.IndexAny(z, "+-")
-	if i < 0 {
-		return 0, false
+	abbr, o := z, ""
+	if i >= 0 {
+		abbr, o = z[:i], z[i:]
 	}
-	base := 0
-	if i > 0 {
-		switch strings.ToUpper(z[:i]) {
-		case "UTC", "GMT", "Z":
-		default:
+	base, ok := 0, true
+	if abbr != "" {
+		base, ok = zoneOffsets[abbr]
+		if !ok {
 			return 0, false
 		}
 	}
-	o := z[i:]
+	if o == "" {
+		return base, true
+	}
 	sign := 1
 	if o[0] == '-' {
 		sign = -1
@@ -963,6 +962,63 @@ func zoneOffset(z string) (int, bool) {
 	}
 	return base + sign*(h*3600+m*60), true
 }
+
+// zoneAbbrs is fail2ban's TZ_STR: zone abbreviations as fixed offsets in
+// hours (no daylight-saving switch, as in fail2ban).
+const zoneAbbrs = `-12 Y
+-11 X NUT SST
+-10 W CKT HAST HST TAHT TKT
+-9 V AKST GAMT GIT HADT HNY
+-8 U AKDT CIST HAY HNP PST PT
+-7 T HAP HNR MST PDT
+-6 S CST EAST GALT HAR HNC MDT
+-5 R CDT COT EASST ECT EST ET HAC HNE PET
+-4 Q AST BOT CLT COST EDT FKT GYT HAE HNA PYT
+-3 P ADT ART BRT CLST FKST GFT HAA PMST PYST SRT UYT WGT
+-2 O BRST FNT PMDT UYST WGST
+-1 N AZOT CVT EGT
+0 Z EGST GMT UTC WET WT
+1 A CET DFT WAT WEDT WEST
+2 B CAT CEDT CEST EET SAST WAST
+3 C EAT EEDT EEST IDT MSK
+4 D AMT AZT GET GST KUYT MSD MUT RET SAMT SCT
+5 E AMST AQTT AZST HMT MAWT MVT PKT TFT TJT TMT UZT YEKT
+6 F ALMT BIOT BTT IOT KGT NOVT OMST YEKST
+7 G CXT DAVT HOVT ICT KRAT NOVST OMSST THA WIB
+8 H ACT AWST BDT BNT CAST HKT IRKT KRAST MYT PHT SGT ULAT WITA WST
+9 I AWDT IRKST JST KST PWT TLT WDT WIT YAKT
+10 K AEST ChST PGT VLAT YAKST YAPT
+11 L AEDT LHDT MAGT NCT PONT SBT VLAST VUT
+12 M ANAST ANAT FJT GILT MAGST MHT NZST PETST PETT TVT WFT
+13 FJST NZDT
+11.5 NFT
+10.5 ACDT LHST
+9.5 ACST
+6.5 CCT MMT
+5.75 NPT
+5.5 SLT
+4.5 AFT IRDT
+3.5 IRST
+-2.5 HAT NDT
+-3.5 HNT NST NT
+-4.5 HLV VET
+-9.5 MART MIT`
+
+// zoneOffsets maps each abbreviation to its offset in seconds.
+var zoneOffsets = func() map[string]int {
+	m := map[string]int{}
+	for _, l := range strings.Split(zoneAbbrs, "\n") {
+		f := strings.Fields(l)
+		h, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			panic("datedetect: zone table: " + l)
+		}
+		for _, z := range f[1:] {
+			m[z] = int(h * 3600)
+		}
+	}
+	return m
+}()
 
 // WithOptions returns a copy of d that reads zone-less dates in o.Location
 // and completes dates without a year or day from o.Now (nil fields keep
