@@ -168,7 +168,46 @@ func Parse(data []byte, name string) (*Set, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	s.share()
 	return s, nil
+}
+
+// share makes rules with the same date or prefix use one compiled copy,
+// so that Parse cuts the date and runs the prefix once per line for all
+// of them (a fail2ban filter becomes one rule per failregex, all alike).
+func (s *Set) share() {
+	dates := map[string]*datedetect.Detector{}
+	prefixes := map[string]*expr{}
+	for i := range s.rules {
+		c := &s.rules[i]
+		if c.date != nil {
+			if d, ok := dates[c.Date]; ok {
+				c.date = d
+			} else {
+				dates[c.Date] = c.date
+			}
+		}
+		if c.prefix != nil {
+			k := c.Engine + "\x00" + c.Prefix
+			if p, ok := prefixes[k]; ok {
+				c.prefix = p
+			} else {
+				prefixes[k] = c.prefix
+			}
+		}
+	}
+}
+
+// lineMemo remembers, during one line, the date cut and the prefix match
+// the previous rule computed, for rules that share them.
+type lineMemo struct {
+	date     *datedetect.Detector
+	text     string
+	when     time.Time
+	prefix   *expr
+	prefIn   string
+	prefCaps captures
+	prefOK   bool
 }
 
 type problem struct{ field, msg string }
@@ -398,10 +437,19 @@ func (e *Error) Unwrap() error { return e.Err }
 // SetContext supplies the year and zone for timestamps that lack them.
 func (s *Set) SetContext(c *logline.Context) {
 	s.ctx = c
+	done := map[*datedetect.Detector]*datedetect.Detector{}
 	for i := range s.rules {
-		if s.rules[i].date != nil {
-			s.rules[i].date = s.rules[i].date.WithOptions(datedetect.Options{Location: loc(c), Now: clock(c)})
+		d := s.rules[i].date
+		if d == nil {
+			continue
 		}
+		if n, ok := done[d]; ok {
+			s.rules[i].date = n
+			continue
+		}
+		n := d.WithOptions(datedetect.Options{Location: loc(c), Now: clock(c)})
+		done[d] = n
+		s.rules[i].date = n
 	}
 }
 
@@ -433,8 +481,9 @@ func (s *Set) Len() int { return len(s.rules) }
 // the first that matches with a valid address. It returns false when none
 // did.
 func (s *Set) Parse(line string, ev *phalanx.Event) bool {
+	var memo lineMemo
 	for i := range s.rules {
-		if _, ok := s.rules[i].match(line, s.ctx, ev); ok {
+		if _, ok := s.rules[i].match(line, s.ctx, ev, &memo); ok {
 			return true
 		}
 	}
@@ -457,9 +506,10 @@ func (s *Set) Test(lines []string) []Result {
 	out := make([]Result, len(lines))
 	for i, line := range lines {
 		r := Result{Line: line}
+		var memo lineMemo
 		for j := range s.rules {
 			var ev phalanx.Event
-			why, ok := s.rules[j].match(line, s.ctx, &ev)
+			why, ok := s.rules[j].match(line, s.ctx, &ev, &memo)
 			if ok {
 				r.Rule, r.Event = s.rules[j].Name, ev
 				break
@@ -474,7 +524,7 @@ func (s *Set) Test(lines []string) []Result {
 }
 
 // match runs one rule. why explains a regexp match that does not count.
-func (c *compiled) match(line string, ctx *logline.Context, ev *phalanx.Event) (why string, ok bool) {
+func (c *compiled) match(line string, ctx *logline.Context, ev *phalanx.Event, memo *lineMemo) (why string, ok bool) {
 	for _, lit := range c.Contains {
 		if !strings.Contains(line, lit) {
 			return "", false
@@ -483,14 +533,20 @@ func (c *compiled) match(line string, ctx *logline.Context, ev *phalanx.Event) (
 	text := line
 	var dated time.Time
 	if c.date != nil {
-		dm := c.date.Find(line)
-		text = dm.Cut(line)
-		dated = dm.Time
+		if memo.date != c.date {
+			dm := c.date.Find(line)
+			memo.date, memo.text, memo.when = c.date, dm.Cut(line), dm.Time
+		}
+		text, dated = memo.text, memo.when
 	}
 	var pre captures
 	hasPre := false
 	if c.prefix != nil {
-		p, ok := c.prefix.find(text)
+		if memo.prefix != c.prefix || memo.prefIn != text {
+			memo.prefCaps, memo.prefOK = c.prefix.find(text)
+			memo.prefix, memo.prefIn = c.prefix, text
+		}
+		p, ok := memo.prefCaps, memo.prefOK
 		if !ok {
 			return "", false
 		}
