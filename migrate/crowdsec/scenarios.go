@@ -468,6 +468,11 @@ func (b *filterBuilder) addOr(e *expr) string {
 
 func (b *filterBuilder) addEq(e *expr) string {
 	neg := e.op == "!=" || e.op == "not in"
+	for _, v := range e.vals {
+		if v == "" {
+			return fmt.Sprintf("%q: a test against the empty string has no phalanx filter", e.src)
+		}
+	}
 	switch e.field {
 	case "evt.Meta.log_type":
 		if neg {
