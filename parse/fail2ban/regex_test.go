@@ -9,7 +9,7 @@ import (
 func TestTranslate(t *testing.T) {
 	tests := []struct {
 		py, re2 string // re2 "": not RE2
-		problem string  // substring of the reason when not RE2
+		problem string // substring of the reason when not RE2
 	}{
 		{`^a{,3}b\Z`, `^a{0,3}b\z`, ""},
 		{`(?P<x>\d+) \(?P<`, `(?P<x>\d+) \(?P<`, ""},
