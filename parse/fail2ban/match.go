@@ -140,18 +140,6 @@ func (m *Matcher) Reset() {
 	*m = Matcher{f: m.f, dates: m.f.dates.Session(), mlfid: newMLFIDCache(mlfidCacheSize), CheckAll: m.CheckAll}
 }
 
-type groupSet struct {
-	vals map[string]string // participating groups only
-}
-
-func (g groupSet) get(k string) (string, bool) {
-	v, ok := g.vals[k]
-	return v, ok
-}
-
-// truthy is Python's truth of a group value: set and not empty.
-func (g groupSet) truthy(k string) bool { return g.vals[k] != "" }
-
 // match is one expression's match over a buffer.
 type exprMatch struct {
 	groups     map[string]string
@@ -239,20 +227,6 @@ type failData struct {
 	g       map[string]string
 	users   map[string]bool
 	pending bool
-}
-
-func (d *failData) copy() *failData {
-	c := &failData{g: make(map[string]string, len(d.g)), pending: d.pending}
-	for k, v := range d.g {
-		c.g[k] = v
-	}
-	if d.users != nil {
-		c.users = make(map[string]bool, len(d.users))
-		for k := range d.users {
-			c.users[k] = true
-		}
-	}
-	return c
 }
 
 // find is fail2ban's Filter.findFailure.

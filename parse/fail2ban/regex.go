@@ -609,24 +609,6 @@ func enclosingOpen(s string, at int) int {
 	return stack[len(stack)-1]
 }
 
-// depthAt is the parenthesis depth at byte i (escapes and classes skipped).
-func depthAt(s string, at int) int {
-	d := 0
-	for i := 0; i < at && i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '[':
-			i = classEnd(s, i)
-		case '(':
-			d++
-		case ')':
-			d--
-		}
-	}
-	return d
-}
-
 func hasTopAlternation(s string) bool {
 	d := 0
 	for i := 0; i < len(s); i++ {
