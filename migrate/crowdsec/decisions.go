@@ -93,12 +93,21 @@ type decoder struct {
 	now     time.Time
 	out     *Decisions
 	byValue map[netip.Prefix]int // value → index in out.Imported
+	lineOff int64                // lineAt's position: lines newlines before it
+	lines   int
 }
 
-// lineAt is the 1-based line of a byte offset.
+// lineAt is the 1-based line of a byte offset. Offsets mostly grow, so
+// it counts on from the last one asked for: counting from the start each
+// time made a large file quadratic.
 func (d *decoder) lineAt(off int64) int {
 	off = min(max(off, 0), int64(len(d.data)))
-	return 1 + bytes.Count(d.data[:off], []byte("\n"))
+	if off < d.lineOff {
+		d.lineOff, d.lines = 0, 0
+	}
+	d.lines += bytes.Count(d.data[d.lineOff:off], []byte("\n"))
+	d.lineOff = off
+	return 1 + d.lines
 }
 
 // syntaxError names the line of a JSON error.

@@ -2,6 +2,7 @@ package crowdsec
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
@@ -207,4 +208,28 @@ func countNonDecision(d *Decisions) int {
 		}
 	}
 	return n
+}
+
+// BenchmarkDecodeDecisions decodes a bouncer stream of 15,000 decisions,
+// the size of a small community blocklist.
+func BenchmarkDecodeDecisions(b *testing.B) {
+	var buf bytes.Buffer
+	buf.WriteString(`{"new":[`)
+	for i := range 15000 {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		fmt.Fprintf(&buf, `{"id":%d,"origin":"CAPI","scenario":"crowdsecurity/ssh-bf","scope":"Ip","type":"ban","value":"100.%d.%d.%d","duration":"%dh0m0s"}`,
+			i, 64+i/65536, (i/256)%256, i%256, 1+i%160)
+	}
+	buf.WriteString(`],"deleted":[]}`)
+	data := buf.Bytes()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		got, err := DecodeDecisions(bytes.NewReader(data), now)
+		if err != nil || len(got.Imported) != 15000 {
+			b.Fatalf("%v, %d decisions", err, len(got.Imported))
+		}
+	}
 }
