@@ -93,6 +93,11 @@ func runParse(cmd *cobra.Command, f *parseFlags, files []string) error {
 	var stats func() ingest.Stats
 	var next func() // a new log: the fail2ban filter's per-log state starts afresh
 	if f.fail2banFilter != "" {
+		for _, other := range []string{"type", "sshd-mode", "rules"} {
+			if cmd.Flags().Changed(other) {
+				return fmt.Errorf("--fail2ban-filter parses with that filter alone: leave out --%s, or run parse without --fail2ban-filter", other)
+			}
+		}
 		fl, err := fail2ban.LoadFilterFile(f.fail2banFilter, fail2ban.LoadOptions{})
 		if err != nil {
 			return fmt.Errorf("--fail2ban-filter: %w", err)

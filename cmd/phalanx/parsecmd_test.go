@@ -68,4 +68,7 @@ ignoreregex = from 192\.0\.2\.99$
 	if _, err := runCLI(t, "", "parse", "--fail2ban-filter", filepath.Join(dir, "missing.conf"), log); err == nil || !strings.Contains(err.Error(), "filter") {
 		t.Errorf("missing filter: %v", err)
 	}
+	if _, err := runCLI(t, "", "parse", "--fail2ban-filter", conf, "--rules", "x.yaml", log); err == nil || !strings.Contains(err.Error(), "--rules") {
+		t.Errorf("--rules with a filter: %v", err)
+	}
 }
