@@ -8,8 +8,9 @@ import (
 )
 
 // connFilter tracks connections as sshd's filter does: a failure line
-// names no address, the connection's later lines do, and an accepted
-// login cancels it.
+// names no address, the connection's earlier lines do, and an accepted
+// login cancels it. The expectations are what fail2ban 1.0.2 itself finds
+// for the same filter and lines.
 const connFilter = `[Definition]
 prefregex = ^<F-MLFID>\s*\S+ app\[\d+\]:</F-MLFID> <F-CONTENT>.+</F-CONTENT>$
 failregex = ^auth failure for <F-USER>\S+</F-USER>$
