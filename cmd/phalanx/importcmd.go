@@ -298,6 +298,10 @@ func importFail2banBans(cmd *cobra.Command, t *decisionTarget, db string, opt f2
 	return t.print(cmd.OutOrStdout(), rep)
 }
 
+// maxShared is the longest decision the alliance's fold accepts in a
+// report (and the member API in a manual decision).
+const maxShared = 30 * 24 * time.Hour
+
 // shareResult is what --share did.
 type shareResult struct {
 	Published int    `json:"published"`
@@ -359,6 +363,9 @@ func share(ctx context.Context, c *member.APIClient, t *decisionTarget, ds []pha
 		if left <= 0 {
 			continue
 		}
+		// The alliance takes no report for longer than 30 days; this
+		// member keeps its own imported decision for its full time.
+		left = min(left, maxShared)
 		_, err := c.AddDecision(ctx, member.DecisionRequest{Value: v, Type: string(d.Type), Duration: left.String(),
 			Reason: fmt.Sprintf("imported from %s (%s)", strings.TrimPrefix(string(d.Origin), migrate.OriginPrefix), d.Scenario)})
 		if err != nil {

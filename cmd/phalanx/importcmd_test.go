@@ -272,4 +272,16 @@ func TestImportShare(t *testing.T) {
 	if rep.Shared == nil || rep.Shared.Published != 0 || rep.Shared.Before != 2 {
 		t.Errorf("second run shared %+v, want 0 published, 2 before", rep.Shared)
 	}
+	// Longer than the alliance takes (30 days): shared for 30 days.
+	long := `[{"value":"192.0.2.99","scope":"Ip","type":"ban","duration":"2000h"}]`
+	out, err = runCLI(t, long, "import", "crowdsec", "--decisions", "-", "--data", dir, "--share", "--share-rate", "6000", "-o", "json")
+	if err != nil {
+		t.Fatalf("share a long decision: %v\n%s", err, out)
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if rep.Shared == nil || rep.Shared.Published != 1 || rep.Shared.Failed != 0 {
+		t.Errorf("long decision shared %+v, want it published", rep.Shared)
+	}
 }
