@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -132,6 +133,21 @@ func TestPartition(t *testing.T) {
 				t.Errorf("member 3's own decision while cut off has origin %q, want local", d.Origin)
 			}
 		}
+	}
+	// Member 3 says it is cut off (its NATS client pings every 5 s).
+	connected := func() bool {
+		var st struct {
+			Connected bool `json:"connected"`
+		}
+		out := RunIn(t, cutNS, "status", "--data", ms[2].data, "-o", "json")
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("status -o json: %v\n%s", err, out)
+		}
+		return st.Connected
+	}
+	if cut >= 20*time.Second {
+		Eventually(t, cut-time.Since(down), "member 3's status says it is disconnected", func() bool { return !connected() })
+		t.Logf("member 3's status said disconnected %v after the cut", time.Since(down).Round(time.Millisecond))
 	}
 	if wait := cut - time.Since(down); wait > 0 {
 		// The partition is the condition under test: nothing to await.

@@ -113,6 +113,13 @@ func Open(ctx context.Context, cfg Config, alliance string, log *slog.Logger) (*
 		// A member outlives any hub restart or partition: never give up.
 		nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(reconnectDelay),
+		// A link that goes down silently (a partition, a cable) leaves a
+		// TCP connection that looks alive; the client's default pings
+		// (every 2 min) would say "connected" for minutes. Pinging every
+		// pingEvery notices within two intervals, so health and
+		// phalanx_nats_connected tell the truth and reconnection starts.
+		nats.PingInterval(pingEvery),
+		nats.MaxPingsOutstanding(2),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -214,10 +221,15 @@ func (b *Bus) ensureStream(ctx context.Context, sc jetstream.StreamConfig) error
 	return err
 }
 
-// reconnectDelay backs off from 100 ms to 5 s; the client adds jitter.
+// pingEvery is how often the client checks that the server still answers.
+const pingEvery = 5 * time.Second
+
+// reconnectDelay backs off from 100 ms to 2 s; the client adds jitter.
+// The cap is what a member waits, at worst, once its link or hub is back:
+// a connection attempt every 2 s costs a client nothing.
 func reconnectDelay(attempts int) time.Duration {
-	d := 100 * time.Millisecond << min(attempts, 6)
-	return min(d, 5*time.Second)
+	d := 100 * time.Millisecond << min(attempts, 5)
+	return min(d, 2*time.Second)
 }
 
 // Publish appends one envelope's bytes with Nats-Msg-Id = id and waits for
