@@ -43,7 +43,7 @@ func FuzzPassCookie(f *testing.F) {
 			t.Skip() // the challenge endpoint has FuzzChallengeBody
 		}
 		for _, client := range []string{captchad, banned} {
-			r := httptest.NewRequest(http.MethodGet, u.RequestURI(), nil)
+			r := requestFor(u)
 			r.RemoteAddr = client + ":4000"
 			r.Header.Set("Cookie", cookie)
 			r.Header.Set("X-Forwarded-For", xff) // no trusted proxy: ignored
@@ -98,7 +98,7 @@ func FuzzChallengeReturn(f *testing.F) {
 		if err != nil {
 			t.Skip()
 		}
-		r := httptest.NewRequest(http.MethodGet, u.RequestURI(), nil)
+		r := requestFor(u)
 		r.RemoteAddr = "192.0.2.3:4000"
 		if viaProxy {
 			r.RemoteAddr = "127.0.0.1:4000"
@@ -129,4 +129,12 @@ func FuzzChallengeReturn(f *testing.F) {
 			t.Fatalf("challenge page cacheable: %v", w.Header())
 		}
 	})
+}
+
+// requestFor is a GET of u as a server would hand it over. httptest's
+// NewRequest panics on targets such as "*", which a server does pass on.
+func requestFor(u *url.URL) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.URL, r.RequestURI = u, u.RequestURI()
+	return r
 }
