@@ -72,3 +72,4 @@ echo "member flood: $SOURCES distinct sources ($KIND), $(numfmt --to=iec "$size"
 echo "  processed in $(python3 -c "print(round($end - $start, 1))") s (saved offset $off of $size)"
 echo "  peak RSS $((peak / 1024)) MB, RSS at the end $((rss / 1024)) MB"
 echo "$metrics" | sed 's/^/  /'
+echo "  flagged by the alliance (rate limit): $(grep -c 'member flagged' "$work/up.err" || true) times"

@@ -93,13 +93,16 @@ func (m *Member) detect(ctx context.Context) error {
 	decide := func(ctx context.Context, d phalanx.Decision) <-chan published {
 		d.Origin = phalanx.OriginLocal
 		m.ds.Add(d)
-		if m.alreadyReported(d) {
-			m.log.Info("decision already in the ledger on this member's report (its lines were read again after a restart): not reported twice",
-				"value", d.ValueString(), "scenario", d.Scenario)
+		// The budget first: under a flood most decisions stop here,
+		// without taking the member's lock that alreadyReported needs.
+		if !budget.take(m.clock.Now(), budget.limit(m), 0) {
+			budget.overLimit(m, d)
 			return nil
 		}
-		if !budget.take(m.clock.Now(), m.reportLimit(), 0) {
-			budget.overLimit(m, d)
+		if m.alreadyReported(d) {
+			budget.refund()
+			m.log.Info("decision already in the ledger on this member's report (its lines were read again after a restart): not reported twice",
+				"value", d.ValueString(), "scenario", d.Scenario)
 			return nil
 		}
 		m.log.Info("decision", "value", d.ValueString(), "type", d.Type, "scenario", d.Scenario,
@@ -165,7 +168,7 @@ func (m *Member) detect(ctx context.Context) error {
 					}
 					// Sightings give way to reports: at most half the
 					// charter's rate.
-					if lim := m.reportLimit(); !budget.take(m.clock.Now(), lim, lim/2) {
+					if lim := budget.limit(m); !budget.take(m.clock.Now(), lim, lim/2) {
 						break
 					}
 					if !m.send(ctx, outgoing{kind: ledger.KindSighting, body: s}) {
@@ -269,6 +272,27 @@ type reportBudget struct {
 	sent     []time.Time // within the last minute, oldest first; at most the charter's limit
 	dropped  int         // over budget since the last warning
 	lastWarn time.Time
+
+	lim     int // the charter's limit, as last read
+	limRead time.Time
+}
+
+// limit is the charter's MaxReportsPerMinute, read again at most once a
+// second: reading it takes the member's lock, which a large decision set
+// can keep busy (reconcile), and detection must not queue behind it for
+// every decision of a flood.
+func (b *reportBudget) limit(m *Member) int {
+	if now := time.Now(); now.Sub(b.limRead) >= time.Second {
+		b.lim, b.limRead = m.reportLimit(), now
+	}
+	return b.lim
+}
+
+// refund gives back the unit the last take spent.
+func (b *reportBudget) refund() {
+	if len(b.sent) > 0 {
+		b.sent = b.sent[:len(b.sent)-1]
+	}
 }
 
 // budgetMargin leaves room for clock differences between this member and

@@ -423,12 +423,16 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 		return nil
 	}
 	chainErr := false
+	var paced reportBudget
 	for {
 		var o outgoing
 		select {
 		case <-ctx.Done():
 			return nil
 		case o = <-m.out:
+		}
+		if !m.pace(ctx, &paced, o.kind) {
+			return nil
 		}
 		before := m.chain
 		env, err := ledger.Seal(m.id, &m.chain, m.alliance, o.kind, o.body, m.clock.Now().UTC())
