@@ -85,6 +85,7 @@ func TestObserveAfterFlush(t *testing.T) {
 				t.Fatal("no apply observed within 10 s")
 			}
 			waited := time.Since(start)
+			t.Logf("%s applied: %d change(s), %v from the set's write to the netlink flush", tc.name, a.Changes, a.Latency)
 			if a.Changes < 1 || a.Latency <= 0 || a.Latency > waited {
 				t.Errorf("observed %+v after waiting %v: want ≥1 change and 0 < latency ≤ %v", a, waited, waited)
 			}
