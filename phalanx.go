@@ -249,12 +249,20 @@ func ParsePrefixOrAddr(s string) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%q is neither an IP address nor a CIDR range", s)
 	}
-	// ::ffff:a.b.c.d/120 is an IPv4 range written the IPv6 way: unmapped
-	// like a lone address, or it would read back as another value.
-	if p.Addr().Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	return NormalizePrefix(p), nil
+}
+
+// NormalizePrefix makes equal values equal keys: host bits masked, and
+// ::ffff:a.b.c.d/N — an IPv4 range written the IPv6 way — unmapped like a
+// lone address, or it would read back as another value.
+func NormalizePrefix(p netip.Prefix) netip.Prefix {
+	if !p.IsValid() {
+		return p
 	}
-	return p.Masked(), nil
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked()
 }
 
 // Clock tells the time. Live runs use SystemClock; replays and tests use a

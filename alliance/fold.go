@@ -505,18 +505,28 @@ func (f *Fold) Ceasefires(at time.Time) []ledger.Ceasefire {
 // must stand down from it.
 func (f *Fold) Suspended(d phalanx.Decision, at time.Time) bool {
 	for _, c := range f.ceasefires {
-		if !c.Until.After(at) {
-			continue
+		if Covers(c.Ceasefire, d, at) {
+			return true
 		}
-		if c.Scenario != "" && c.Scenario != d.Scenario {
-			continue
-		}
-		if c.Scope.IsValid() && !c.Scope.Overlaps(d.Value) {
-			continue
-		}
-		return true
 	}
 	return false
+}
+
+// Covers says whether ceasefire c, at time at, covers decision d: c is in
+// force, and its scenario and scope (when it has them) match d. A member
+// applies it to the decisions it takes alone too (its own detections, its
+// imports), from the ceasefires the fold lists.
+func Covers(c ledger.Ceasefire, d phalanx.Decision, at time.Time) bool {
+	if !c.Until.After(at) {
+		return false
+	}
+	if c.Scenario != "" && c.Scenario != d.Scenario {
+		return false
+	}
+	if c.Scope.IsValid() && !c.Scope.Overlaps(d.Value) {
+		return false
+	}
+	return true
 }
 
 func cloneDecision(d Decision) Decision {
@@ -534,13 +544,7 @@ func comparePrefix(a, b netip.Prefix) int {
 
 // normalize makes equal values equal keys: host bits masked, IPv4-mapped
 // IPv6 unmapped.
-func normalize(p netip.Prefix) netip.Prefix {
-	a := p.Addr()
-	if a.Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
-	return p.Masked()
-}
+func normalize(p netip.Prefix) netip.Prefix { return phalanx.NormalizePrefix(p) }
 
 func normalizeAll(ps []netip.Prefix) []netip.Prefix {
 	var out []netip.Prefix // nil when empty, as a snapshot restores it

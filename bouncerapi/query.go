@@ -158,10 +158,7 @@ func parsePrefixParam(name, s string) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%w: %s: %w", errQuery, name, err)
 	}
-	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
-	return p.Masked(), nil
+	return p, nil // ParsePrefixOrAddr normalised it
 }
 
 // parseListQuery reads a GET /v1/decisions query: ip (decisions that

@@ -284,15 +284,7 @@ func (s *Set) expTimerFired() {
 	s.arm()
 }
 
-func normalize(p netip.Prefix) netip.Prefix {
-	if !p.IsValid() {
-		return p
-	}
-	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
-	return p.Masked()
-}
+func normalize(p netip.Prefix) netip.Prefix { return phalanx.NormalizePrefix(p) }
 
 func strength(t phalanx.DecisionType) int {
 	switch t {

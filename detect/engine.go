@@ -254,10 +254,7 @@ func New(cfg Config) (*Engine, error) {
 		if !p.IsValid() {
 			return nil, fmt.Errorf("detect: allowlist holds an invalid prefix: remove it")
 		}
-		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-		}
-		e.allow = append(e.allow, p.Masked())
+		e.allow = append(e.allow, phalanx.NormalizePrefix(p))
 	}
 	seen := make(map[string]bool, len(scens))
 	for i := range scens {

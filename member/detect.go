@@ -92,7 +92,7 @@ func (m *Member) detect(ctx context.Context) error {
 	// wait for).
 	decide := func(ctx context.Context, d phalanx.Decision) <-chan published {
 		d.Origin = phalanx.OriginLocal
-		m.ds.Add(d)
+		m.decideLocal(d)
 		// The budget first: under a flood most decisions stop here,
 		// without taking the member's lock that alreadyReported needs.
 		if !budget.take(m.clock.Now(), budget.limit(m), 0) {

@@ -225,6 +225,9 @@ func (m *Member) enforceImported() {
 			delete(m.imp.byValue, v)
 			continue
 		}
+		if m.own.suspends(d, now) {
+			continue // a ceasefire covers it; reconcile brings it back after
+		}
 		if cur, ok := m.ds.Lookup(v.Addr()); ok && cur.Value == v && !cur.Until().Before(d.Until()) && typeRank(cur.Type) >= typeRank(d.Type) {
 			continue // in force already, as strong and as long
 		}
@@ -245,10 +248,7 @@ func (m *Member) liftImported(env ledger.Envelope) {
 	if err != nil || !l.Value.IsValid() {
 		return
 	}
-	v := l.Value.Masked()
-	if a := v.Addr(); a.Is4In6() && v.Bits() >= 96 {
-		v = netip.PrefixFrom(a.Unmap(), v.Bits()-96)
-	}
+	v := phalanx.NormalizePrefix(l.Value)
 	m.imp.mu.Lock()
 	defer m.imp.mu.Unlock()
 	if _, ok := m.imp.byValue[v]; !ok {

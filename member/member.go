@@ -79,6 +79,7 @@ type Member struct {
 	drills  map[string]chan struct{} // drill ID → signalled on each ack of it
 
 	imp imported // decisions from fail2ban or CrowdSec (imported.go)
+	own own      // this member's own detections (own.go)
 }
 
 type outgoing struct {
@@ -324,6 +325,7 @@ func (m *Member) apply(ctx context.Context, msg natsbus.Message) error {
 	m.stats.countReceived(env.Kind)
 	switch env.Kind {
 	case ledger.KindLift:
+		m.liftOwn(env)
 		m.liftImported(env)
 	case ledger.KindCeasefire, ledger.KindCeasefireEnd:
 		m.reconcile()
@@ -375,8 +377,16 @@ func (m *Member) reconcile() {
 		want[d.Value] = true
 		m.ds.Add(d.Decision)
 	}
+	cs := m.fold.Ceasefires(now)
+	suspended := m.reconcileOwn(cs, now)
 	for _, d := range m.ds.List() {
-		if d.Origin != phalanx.OriginLocal && !migrate.IsImported(d.Origin) && !want[d.Value] {
+		switch {
+		case want[d.Value]:
+		case d.Origin == phalanx.OriginLocal && !suspended[d.Value]:
+		case migrate.IsImported(d.Origin) && !m.own.suspends(d, now):
+		default:
+			// The alliance no longer wants it, or a ceasefire covers
+			// this member's own or imported decision.
 			m.ds.Delete(d.Value)
 		}
 	}

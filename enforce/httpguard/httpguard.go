@@ -132,10 +132,7 @@ func New(l Lookup, cfg Config, log *slog.Logger) *Guard {
 		if p.IsValid() {
 			// A v4 proxy seen on a dual-stack socket arrives as ::ffff:a.b.c.d;
 			// addresses are unmapped before matching, so prefixes are too.
-			if p.Addr().Is4In6() && p.Bits() >= 96 {
-				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-			}
-			trusted = append(trusted, p.Masked())
+			trusted = append(trusted, phalanx.NormalizePrefix(p))
 		}
 	}
 	return &Guard{

@@ -113,12 +113,7 @@ func plan(ds []phalanx.Decision, never []netip.Prefix, now time.Time) []entry {
 	return out
 }
 
-func normalize(p netip.Prefix) netip.Prefix {
-	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
-	return p.Masked()
-}
+func normalize(p netip.Prefix) netip.Prefix { return phalanx.NormalizePrefix(p) }
 
 // subtract returns p without the addresses in never, as prefixes.
 func subtract(p netip.Prefix, never []netip.Prefix) []netip.Prefix {

@@ -315,10 +315,7 @@ func (d *decoder) one(raw json.RawMessage, where string, a *alert) {
 			d.out.Skipped.Add(where, x.Value, migrate.ReasonInvalidValue+": not a CIDR range")
 			return
 		}
-		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-		}
-		p = p.Masked()
+		p = phalanx.NormalizePrefix(p)
 	default:
 		d.out.Skipped.Add(where, x.Scope+":"+x.Value, migrate.ReasonUnsupportedScope+" "+safeText(x.Scope))
 		return
