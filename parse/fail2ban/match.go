@@ -340,6 +340,11 @@ func (m *Matcher) find(tl tupleLine, date time.Time) []Failure {
 				return out
 			}
 		}
+		if res.ID == "" && !res.Pending {
+			// An id group that matched nothing (<F-ID></F-ID>): a failure
+			// of nobody, which no decision could be about.
+			continue
+		}
 		res.Groups = make(map[string]string, len(fail.g))
 		for k, v := range fail.g {
 			res.Groups[k] = v
