@@ -20,6 +20,7 @@ import (
 	"github.com/phalanx-defence/phalanx/ledger"
 	"github.com/phalanx-defence/phalanx/parse"
 	"github.com/phalanx-defence/phalanx/parse/logline"
+	"github.com/phalanx-defence/phalanx/parse/sshd"
 	"github.com/phalanx-defence/phalanx/source"
 	"github.com/phalanx-defence/phalanx/source/file"
 )
@@ -51,10 +52,23 @@ func (m *Member) detect(ctx context.Context) error {
 		}
 		allow = append(allow, p)
 	}
+	opts := m.detectOpts
+	allow = append(allow, opts.Allowlist...)
+	scenarios := opts.Scenarios
+	if scenarios == nil {
+		scenarios = detect.DefaultScenarios()
+	}
+	var mode sshd.Mode
+	if opts.SSHDMode != "" {
+		if mode, err = sshd.ParseMode(opts.SSHDMode); err != nil {
+			return fmt.Errorf("member: detection: sshd mode: %w", err)
+		}
+	}
 	engine, err := detect.New(detect.Config{
-		Scenarios:        detect.DefaultScenarios(),
+		Scenarios:        scenarios,
 		Allowlist:        allow,
 		BuiltinAllowlist: true,
+		MaxSources:       opts.MaxSources,
 		Clock:            m.clock,
 	})
 	if err != nil {
@@ -125,7 +139,7 @@ func (m *Member) detect(ctx context.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		p := ingest.New(parse.New(parse.Options{Type: typ, Context: &logline.Context{}}), engine, emit)
+		p := ingest.New(parse.New(parse.Options{Type: typ, SSHDMode: mode, Rules: opts.Rules, Context: &logline.Context{}}), engine, emit)
 		pipelines[hint] = p
 		return p, nil
 	}
@@ -137,6 +151,9 @@ func (m *Member) detect(ctx context.Context) error {
 	lines := make(chan source.Line, 4096)
 	g, ctx := errgroup.WithContext(ctx)
 	for _, s := range sources {
+		g.Go(func() error { return s.Run(ctx, lines) })
+	}
+	for _, s := range m.lineSources {
 		g.Go(func() error { return s.Run(ctx, lines) })
 	}
 	g.Go(func() error {
@@ -182,7 +199,18 @@ func (m *Member) detect(ctx context.Context) error {
 					det.mu.Unlock()
 					return fmt.Errorf("member: source %s: %w", l.Origin, err)
 				}
-				ev, ok := p.Line(l.Text)
+				var ev *phalanx.Event
+				var ok bool
+				if l.Structured() {
+					// journald and parsed syslog: the header came with it.
+					h := logline.Header{Time: l.Time, Host: l.Host, Program: l.Program, PID: l.PID, Message: l.Text}
+					if h.Time.IsZero() {
+						h.Time = m.clock.Now()
+					}
+					ev, ok = p.Record(&h, l.Text)
+				} else {
+					ev, ok = p.Line(l.Text)
+				}
 				det.line(l.Origin, l.Truncated, ok, ev.Kind)
 				det.mu.Unlock()
 				acks.add(l)

@@ -55,7 +55,11 @@ type Member struct {
 	clock    phalanx.Clock
 	ds       *decisions.Set
 	sources  []file.Config
-	api      string
+	// lineSources and detectOpts extend detection beyond member.yaml
+	// (detection.go).
+	lineSources []LineSource
+	detectOpts  DetectOptions
+	api         string
 	// sightingEvery is how often sub-threshold events are published as
 	// sightings; tests shorten it.
 	sightingEvery time.Duration
@@ -219,13 +223,13 @@ func (m *Member) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return m.housekeeping(ctx) })
 	g.Go(func() error { return m.serveAPI(ctx) })
-	if len(m.sources) > 0 {
+	if len(m.sources)+len(m.lineSources) > 0 {
 		g.Go(func() error { return m.detect(ctx) })
 	}
 	for _, f := range m.runners {
 		g.Go(func() error { return f(ctx) })
 	}
-	m.log.Info("member up", "alliance", m.alliance, "nats", bus.ClientURL(), "sources", len(m.sources))
+	m.log.Info("member up", "alliance", m.alliance, "nats", bus.ClientURL(), "sources", len(m.sources)+len(m.lineSources))
 	err = g.Wait()
 	if serr := m.saveSnapshot(); serr != nil {
 		m.log.Warn("member: snapshot on exit", "err", serr)

@@ -62,7 +62,11 @@ decisions in force, logging each decision with its evidence.
 
 With --data DIR of an alliance member (made by 'phalanx alliance init' or
 'join'), it runs that member: its sources and detection, its signed reports
-to the ledger, the alliance's decision set and its local API.
+to the ledger, the alliance's decision set and its local API. A --config
+given with it adds the config's sources (files, journald, syslog), rules,
+scenarios, sshd mode and allowlist to the member's own detection: what
+'phalanx import fail2ban --out DIR' writes works the same with or without
+an alliance.
 
 Without --config it follows the usual logs that exist on this machine
 (/var/log/auth.log or /var/log/secure, nginx and Apache logs, mail.log),
@@ -73,6 +77,9 @@ data directory (--data, default /var/lib/phalanx).`,
 
   # Run an alliance member
   phalanx up --data /var/lib/phalanx --source /var/log/auth.log
+
+  # An alliance member with the jails 'phalanx import fail2ban' translated
+  phalanx up --data /var/lib/phalanx --config /etc/phalanx/phalanx.yaml
 
   # With a config file
   sudo phalanx up --config /etc/phalanx/phalanx.yaml
@@ -88,9 +95,9 @@ data directory (--data, default /var/lib/phalanx).`,
 			if err != nil {
 				return err
 			}
-			if f.data != "" && f.config == "" {
+			if f.data != "" {
 				if _, err := os.Stat(filepath.Join(f.data, "member.yaml")); err == nil {
-					return runMember(cmd.Context(), f, log)
+					return runMember(cmd.Context(), f, cmd.InOrStdin(), log)
 				}
 			}
 			cfg := config.Discover()
@@ -306,14 +313,25 @@ func pathsKey(parts []string) string {
 }
 
 // runMember runs the alliance member whose data directory is f.data.
-func runMember(ctx context.Context, f *upFlags, log *slog.Logger) error {
+func runMember(ctx context.Context, f *upFlags, stdin io.Reader, log *slog.Logger) error {
 	m, err := member.Open(f.data, log)
 	if err != nil {
 		return err
 	}
+	var cfgNFT bool
+	if f.config != "" {
+		if cfgNFT, err = configureMember(m, f.config, f.data, log); err != nil {
+			return err
+		}
+	}
 	for _, s := range f.sources {
 		if s == "-" {
-			return errors.New("--source - is not supported for an alliance member yet: give files")
+			r, err := reader.New(stdin, reader.Config{}, log)
+			if err != nil {
+				return err
+			}
+			m.AddLineSource(r)
+			continue
 		}
 		m.AddSource(file.Config{Paths: []string{s}, FromStart: f.fromStart})
 	}
@@ -324,7 +342,7 @@ func runMember(ctx context.Context, f *upFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if enf.nft {
+	if enf.nft || cfgNFT {
 		observe := func(a nft.Applied) { m.ObserveEnforce("nft", a.Latency) }
 		m.AddRunner(func(ctx context.Context) error { return runNFT(ctx, m.Never(), m.Decisions(), observe, log) })
 	}
@@ -447,4 +465,63 @@ func (f *upFlags) guardSetup() (guardSetup, error) {
 	}
 	s.cfg.Secret = secret
 	return s, nil
+}
+
+// configureMember adds what a phalanx config file says about detection to
+// an alliance member: its sources, rules, scenarios, sshd mode, memory
+// bound and allowlist. Its data_dir is not used: the member's is (--data).
+// It returns whether the config asks for nftables enforcement.
+func configureMember(m *member.Member, path, dataDir string, log *slog.Logger) (enforceNFT bool, err error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return false, err
+	}
+	var opts member.DetectOptions
+	var extra []detect.Scenario
+	if cfg.Rules != "" {
+		if opts.Rules, extra, err = config.LoadRulesFile(cfg.Rules); err != nil {
+			return false, err
+		}
+	}
+	if cfg.Scenarios != "" || len(extra) > 0 {
+		scen := detect.DefaultScenarios()
+		if cfg.Scenarios != "" {
+			if scen, err = detect.LoadScenarios(cfg.Scenarios); err != nil {
+				return false, err
+			}
+		}
+		opts.Scenarios = append(scen, extra...)
+	}
+	opts.SSHDMode = cfg.SSHDMode
+	opts.MaxSources = cfg.MaxSources
+	for _, a := range cfg.Allowlist {
+		p, err := phalanx.ParsePrefixOrAddr(a)
+		if err != nil {
+			return false, fmt.Errorf("config %s: allowlist: %w", path, err)
+		}
+		opts.Allowlist = append(opts.Allowlist, p)
+	}
+	m.SetDetection(opts)
+	for _, c := range cfg.Files {
+		m.AddSource(c)
+	}
+	for _, c := range cfg.Journald {
+		dir := filepath.Join(dataDir, "state", "journald-"+pathsKey(c.Matches))
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return false, fmt.Errorf("data directory: %w", err)
+		}
+		s, err := journald.New(c, dir, log)
+		if err != nil {
+			return false, err
+		}
+		m.AddLineSource(s)
+	}
+	for _, c := range cfg.Syslog {
+		s, err := syslog.New(c, log)
+		if err != nil {
+			return false, err
+		}
+		m.AddLineSource(s)
+	}
+	return cfg.EnforceNFT, nil
 }
