@@ -43,7 +43,8 @@ const (
 type Config struct {
 	// Duration, when positive, ends the demo by itself: no wave starts
 	// that would not finish before it, and the decisions still on their
-	// way are waited for (up to 5 s) before the summary.
+	// way are waited for (up to 5 s) before the summary. However slow the
+	// start, a timed run plays at least one complete wave.
 	Duration  time.Duration
 	Members   int           // 0: DefaultMembers
 	WaveEvery time.Duration // a new wave of attackers this often; 0: DefaultWaveEvery
@@ -153,6 +154,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	end := time.Time{}
 	if cfg.Duration > 0 {
 		end = began.Add(cfg.Duration)
+		// A slow start (a loaded machine) must not leave a short run no
+		// time for one complete wave: a summary of nothing shows nothing.
+		if first := time.Now().Add(waveLength + 250*time.Millisecond); end.Before(first) {
+			end = first
+		}
 		t := time.NewTimer(time.Until(end))
 		defer t.Stop()
 		deadline = t.C
