@@ -101,6 +101,7 @@ func (m *Member) detect(ctx context.Context) error {
 	var pending []phalanx.Decision
 	emit := func(d phalanx.Decision) { pending = append(pending, d) }
 	budget := &reportBudget{}
+	backlog := &reportBacklog{}
 	// decide enforces d here at once and queues its report; the returned
 	// channel says when the report is in the ledger (nil: nothing to
 	// wait for).
@@ -122,10 +123,14 @@ func (m *Member) detect(ctx context.Context) error {
 		m.log.Info("decision", "value", d.ValueString(), "type", d.Type, "scenario", d.Scenario,
 			"duration", d.Duration.String(), "events", d.Events)
 		done := make(chan published, 1)
-		m.send(ctx, outgoing{kind: ledger.KindReport, done: done, body: ledger.Report{
+		o := outgoing{kind: ledger.KindReport, done: done, body: ledger.Report{
 			Value: d.Value, Type: d.Type, Scenario: d.Scenario, Duration: d.Duration,
 			FirstSeen: d.FirstSeen.UTC(), LastSeen: d.LastSeen.UTC(), Events: d.Events, Evidence: d.Evidence,
-		}})
+		}}
+		if !backlog.push(m.out, o) {
+			backlog.dropped(m, d)
+			return nil // enforced here; its lines count as read
+		}
 		return done
 	}
 	// One parser per hint (each keeps its own per-process state); one
@@ -165,6 +170,8 @@ func (m *Member) detect(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
+			case backlog.to(m.out) <- backlog.head():
+				backlog.pop()
 			case p := <-acks.head():
 				if p.err != nil && ctx.Err() != nil {
 					return nil // not in the ledger: its lines are read again next time
@@ -188,8 +195,12 @@ func (m *Member) detect(ctx context.Context) error {
 					if lim := budget.limit(m); !budget.take(m.clock.Now(), lim, lim/2) {
 						break
 					}
-					if !m.send(ctx, outgoing{kind: ledger.KindSighting, body: s}) {
-						return nil
+					// Sightings are approximate counts: with the outbox
+					// full (the broker away), they are dropped, never
+					// waited for.
+					select {
+					case m.out <- outgoing{kind: ledger.KindSighting, body: s}:
+					default:
 					}
 				}
 			case l := <-lines:
@@ -509,4 +520,71 @@ func sightingScenario(svc phalanx.Service) string {
 func pathsKey(parts []string) string {
 	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(h[:6])
+}
+
+// maxBacklog bounds the reports detection holds when the publisher's
+// outbox is full: at the charter's default rate (600 a minute) that is
+// about half an hour of a broker outage under a sustained attack.
+const maxBacklog = 16384
+
+// reportBacklog holds, in order, the reports the publisher's outbox had
+// no room for, so that detection — and local enforcement of new attackers
+// — never waits on an unreachable broker. Used by the detection goroutine
+// only.
+type reportBacklog struct {
+	q        []outgoing
+	lost     int
+	lastWarn time.Time
+}
+
+// push hands o to out at once when nothing waits before it and out has
+// room, else queues it; false when the backlog is full.
+func (b *reportBacklog) push(out chan<- outgoing, o outgoing) bool {
+	if len(b.q) == 0 {
+		select {
+		case out <- o:
+			return true
+		default:
+		}
+	}
+	if len(b.q) >= maxBacklog {
+		return false
+	}
+	b.q = append(b.q, o)
+	return true
+}
+
+// to is out while reports wait, else nil (a select case never ready).
+func (b *reportBacklog) to(out chan<- outgoing) chan<- outgoing {
+	if len(b.q) == 0 {
+		return nil
+	}
+	return out
+}
+
+// head is the oldest waiting report (zero when none waits: to is nil then).
+func (b *reportBacklog) head() outgoing {
+	if len(b.q) == 0 {
+		return outgoing{}
+	}
+	return b.q[0]
+}
+
+func (b *reportBacklog) pop() {
+	b.q[0] = outgoing{}
+	b.q = b.q[1:]
+	if len(b.q) == 0 {
+		b.q = nil // let the grown array go
+	}
+}
+
+// dropped logs, at most once a minute, the reports lost to a full backlog:
+// the decisions are enforced here, the alliance does not hear of them.
+func (b *reportBacklog) dropped(m *Member, d phalanx.Decision) {
+	b.lost++
+	if now := m.clock.Now(); now.Sub(b.lastWarn) >= time.Minute {
+		b.lastWarn = now
+		m.log.Warn("member: reports waiting for the broker exceed the backlog; decisions are enforced here only",
+			"backlog", maxBacklog, "lost_reports", b.lost, "last", d.ValueString())
+	}
 }
