@@ -522,6 +522,9 @@ func importFail2banJails(cmd *cobra.Command, from, out, output string) error {
 			fmt.Fprintf(w, "  [%s] %s = %s: %s\n", safe(p.Jail), p.Option, safe(p.Value), safe(p.Reason))
 		}
 	}
-	fmt.Fprintf(w, "\nNext: compare on a log you have:  phalanx replay --rules %s /var/log/auth.log\nthen run it:  phalanx up --config %s\n", filepath.Join(out, "rules.yaml"), filepath.Join(out, "phalanx.yaml"))
+	cfg := filepath.Join(out, "phalanx.yaml")
+	fmt.Fprintf(w, "\nNext: compare on a log you have:  phalanx replay --rules %s /var/log/auth.log\n"+
+		"then run it as an alliance member:  phalanx up --data /var/lib/phalanx --config %s\n"+
+		"or alone:  phalanx up --config %s\n", filepath.Join(out, "rules.yaml"), cfg, cfg)
 	return nil
 }
