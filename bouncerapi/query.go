@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/phalanx-defence/phalanx"
+	"github.com/phalanx-defence/phalanx/migrate"
 )
 
 // Limits on what a query may ask: a bouncer sends a handful of short
@@ -310,6 +311,12 @@ func crowdsecOrigin(o phalanx.Origin) string {
 		return "cscli"
 	case phalanx.OriginAlliance:
 		return "CAPI"
+	}
+	if migrate.IsImported(o) {
+		// Brought over from fail2ban or CrowdSec by `phalanx import`:
+		// CrowdSec names what `cscli decisions import` adds so, and a
+		// bouncer that filters by origin knows that name.
+		return "cscli-import"
 	}
 	return string(o)
 }
