@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -84,6 +85,10 @@ type Member struct {
 
 	imp imported // decisions from fail2ban or CrowdSec (imported.go)
 	own own      // this member's own detections (own.go)
+
+	// publishErr is the publisher's last failed attempt while it retries
+	// (nil once one succeeds), for the API's answer on a timeout.
+	publishErr atomic.Pointer[error]
 }
 
 type outgoing struct {
@@ -426,6 +431,11 @@ func (m *Member) publishOutgoing(ctx context.Context, o outgoing) (published, er
 	case p := <-o.done:
 		return p, p.err
 	case <-ctx.Done():
+		if e := m.publishErr.Load(); e != nil {
+			// The broker answers but refuses (its store full, say): say
+			// what it said rather than suggest it is unreachable.
+			return published{}, fmt.Errorf("member: publish %s: %w (the broker keeps refusing: %v)", kind, ctx.Err(), *e)
+		}
 		return published{}, fmt.Errorf("member: publish %s: %w (is the NATS hub reachable?)", kind, ctx.Err())
 	}
 }
@@ -484,6 +494,7 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 			// The same ID is retried, so a publish that did land is not
 			// appended twice: the stream de-duplicates by it.
 			m.log.Warn("ledger: publish failed, retrying", "kind", o.kind, "err", err)
+			m.publishErr.Store(&err)
 			t := time.NewTimer(backoff)
 			select {
 			case <-ctx.Done():
@@ -494,6 +505,7 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 		if err != nil {
 			p.err = fmt.Errorf("member: publish %s: %w", o.kind, err)
 		} else {
+			m.publishErr.Store(nil)
 			m.stats.countSent(o.kind)
 			if o.rotate != nil {
 				// Everything sealed from now on follows the rotation in
