@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,8 +96,35 @@ func (c *APIClient) Health(ctx context.Context) (Health, error) {
 
 // Decisions lists the member's decisions.
 func (c *APIClient) Decisions(ctx context.Context) ([]DecisionView, error) {
+	return c.DecisionsWhere(ctx, DecisionQuery{})
+}
+
+// DecisionQuery filters GET /v1/decisions: every field given must match.
+type DecisionQuery struct {
+	Value    string // decisions overlapping this address or range
+	Type     string // ban, captcha or throttle
+	Origin   string // local, alliance, manual, import:crowdsec, import:fail2ban
+	Scenario string
+	Limit    int // at most this many; 0: all
+}
+
+// DecisionsWhere lists the decisions in force that match q.
+func (c *APIClient) DecisionsWhere(ctx context.Context, q DecisionQuery) ([]DecisionView, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"value": q.Value, "type": q.Type, "origin": q.Origin, "scenario": q.Scenario} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	path := "/v1/decisions"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
 	var ds []DecisionView
-	return ds, c.do(ctx, http.MethodGet, "/v1/decisions", nil, &ds)
+	return ds, c.do(ctx, http.MethodGet, path, nil, &ds)
 }
 
 // AddDecision publishes a manual decision.

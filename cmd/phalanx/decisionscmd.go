@@ -22,18 +22,25 @@ func newDecisionsCmd() *cobra.Command {
 ledger, so the alliance's consultation policy applies to it as to any report.`,
 	}
 	var data, output string
+	var q member.DecisionQuery
 	list := &cobra.Command{
-		Use:   "list --data DIR [-o json]",
+		Use:   "list --data DIR [--value IP|CIDR] [--origin O] [--scenario S] [--type T] [--limit N] [-o json]",
 		Short: "List the decisions in force (alliance-wide and local)",
 		Example: `  phalanx decisions list --data /var/lib/phalanx
-  phalanx decisions list --data /var/lib/phalanx -o json | jq -r '.[].value'`,
+  phalanx decisions list --data /var/lib/phalanx -o json | jq -r '.[].value'
+
+  # Is this address banned, and why?
+  phalanx decisions list --data /var/lib/phalanx --value 203.0.113.7
+
+  # What came over from fail2ban
+  phalanx decisions list --data /var/lib/phalanx --origin import:fail2ban`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := client(data)
 			if err != nil {
 				return err
 			}
-			ds, err := c.Decisions(cmd.Context())
+			ds, err := c.DecisionsWhere(cmd.Context(), q)
 			if err != nil {
 				return err
 			}
@@ -46,6 +53,10 @@ ledger, so the alliance's consultation policy applies to it as to any report.`,
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			defer w.Flush()
 			if len(ds) == 0 {
+				if q != (member.DecisionQuery{}) {
+					fmt.Fprintln(w, "No decisions in force match.")
+					return nil
+				}
 				fmt.Fprintln(w, "No decisions in force.")
 				return nil
 			}
@@ -67,6 +78,11 @@ ledger, so the alliance's consultation policy applies to it as to any report.`,
 	}
 	list.Flags().StringVar(&data, "data", "", "the member's data directory (required)")
 	list.Flags().StringVarP(&output, "output", "o", "", "json, or a table")
+	list.Flags().StringVar(&q.Value, "value", "", "only decisions overlapping this address or CIDR range")
+	list.Flags().StringVar(&q.Origin, "origin", "", "only this origin: local, alliance, manual, import:crowdsec, import:fail2ban")
+	list.Flags().StringVar(&q.Scenario, "scenario", "", "only this scenario (ssh-bf, manual, ...)")
+	list.Flags().StringVar(&q.Type, "type", "", "only this type: ban, captcha or throttle")
+	list.Flags().IntVar(&q.Limit, "limit", 0, "at most this many (0: all)")
 	list.MarkFlagRequired("data")
 
 	var addData, value, typ, reason string

@@ -94,6 +94,23 @@ func TestImportCrowdSecDecisions(t *testing.T) {
 	if d, ok := m.Decisions().Lookup(mustAddr(t, "203.0.113.44")); !ok || d.Origin != "import:crowdsec" {
 		t.Errorf("not in force right after the import: %+v %v", d, ok)
 	}
+
+	// decisions list's filters reach the API's query.
+	out, err = runCLI(t, "", "decisions", "list", "--data", dir, "--value", "198.51.100.7", "-o", "json")
+	if err != nil {
+		t.Fatalf("decisions list --value: %v\n%s", err, out)
+	}
+	var ds []member.DecisionView
+	if err := json.Unmarshal([]byte(out), &ds); err != nil || len(ds) != 1 || ds[0].Value != "198.51.100.0/24" {
+		t.Errorf("--value 198.51.100.7: want only the /24 that holds it, got %v (%v)\n%s", ds, err, out)
+	}
+	out, err = runCLI(t, "", "decisions", "list", "--data", dir, "--origin", "local")
+	if err != nil || !strings.Contains(out, "No decisions in force match.") {
+		t.Errorf("--origin local: want no match, got %v\n%s", err, out)
+	}
+	if out, err = runCLI(t, "", "decisions", "list", "--data", dir, "--type", "nonsense"); err == nil || !strings.Contains(err.Error(), "ban, captcha or throttle") {
+		t.Errorf("--type nonsense: want the API's advice, got %v\n%s", err, out)
+	}
 }
 
 func TestImportFail2banBans(t *testing.T) {
