@@ -50,6 +50,10 @@ type Config struct {
 	// EnforceNFT keeps an nftables table of phalanx's own (inet phalanx)
 	// in step with the decisions (needs root; `--enforce nft`).
 	EnforceNFT bool `yaml:"enforce_nft,omitempty"`
+	// Escalation lengthens decisions against repeat offenders: on by
+	// default (each new decision twice the previous within 24h, up to 7
+	// days); `escalation: {off: true}` turns it off, `max:` caps it.
+	Escalation detect.Escalation `yaml:"escalation,omitempty"`
 	// NoBuiltinAllowlist turns off the built-in allowlist (loopback,
 	// link-local).
 	NoBuiltinAllowlist bool `yaml:"no_builtin_allowlist,omitempty"`

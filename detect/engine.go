@@ -50,12 +50,12 @@ const (
 
 // Escalation lengthens the decisions against repeat offenders.
 type Escalation struct {
-	Off bool // no escalation
+	Off bool `yaml:"off,omitempty"` // no escalation
 	// Factor multiplies the duration once per previous decision against
 	// the same value within Memory (default 2).
-	Factor float64
-	Memory time.Duration // default 24h
-	Max    time.Duration // cap on an escalated duration (default 7d)
+	Factor float64       `yaml:"factor,omitempty"`
+	Memory time.Duration `yaml:"memory,omitempty"` // default 24h
+	Max    time.Duration `yaml:"max,omitempty"`    // cap on an escalated duration (default 7d)
 }
 
 // Config configures an Engine. The zero value uses the default scenarios,

@@ -69,6 +69,7 @@ func (m *Member) detect(ctx context.Context) error {
 		Allowlist:        allow,
 		BuiltinAllowlist: true,
 		MaxSources:       opts.MaxSources,
+		Escalation:       opts.Escalation,
 		Clock:            m.clock,
 	})
 	if err != nil {

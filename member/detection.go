@@ -27,6 +27,8 @@ type DetectOptions struct {
 	MaxSources int
 	// Allowlist adds to member.yaml's allowlist.
 	Allowlist []netip.Prefix
+	// Escalation of repeat offenders' decisions; zero: detect's default.
+	Escalation detect.Escalation
 }
 
 // SetDetection sets the options of the member's own detection; call it

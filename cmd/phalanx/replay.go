@@ -64,7 +64,7 @@ standard input.`,
 }
 
 // engineFor builds the scenario engine for a replay or a live run.
-func engineFor(extra []detect.Scenario, replace string, allow []string, builtinAllow bool, maxSources int, clock phalanx.Clock) (*detect.Engine, error) {
+func engineFor(extra []detect.Scenario, replace string, allow []string, builtinAllow bool, maxSources int, esc detect.Escalation, clock phalanx.Clock) (*detect.Engine, error) {
 	scen := detect.DefaultScenarios()
 	if replace != "" {
 		s, err := detect.LoadScenarios(replace)
@@ -87,6 +87,7 @@ func engineFor(extra []detect.Scenario, replace string, allow []string, builtinA
 		Allowlist:        prefixes,
 		BuiltinAllowlist: builtinAllow,
 		MaxSources:       maxSources,
+		Escalation:       esc,
 		Clock:            clock,
 	})
 }
@@ -101,7 +102,7 @@ func runReplay(cmd *cobra.Command, f *replayFlags, files []string) error {
 	if err != nil {
 		return err
 	}
-	engine, err := engineFor(extra, f.scenarios, f.allow, !f.noAllowlist, 0, phalanx.SystemClock{})
+	engine, err := engineFor(extra, f.scenarios, f.allow, !f.noAllowlist, 0, detect.Escalation{}, phalanx.SystemClock{})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/phalanx-defence/phalanx"
 	"github.com/phalanx-defence/phalanx/config"
+	"github.com/phalanx-defence/phalanx/detect"
 	"github.com/phalanx-defence/phalanx/ingest"
 	"github.com/phalanx-defence/phalanx/parse"
 	"github.com/phalanx-defence/phalanx/parse/logline"
@@ -81,7 +82,7 @@ A rules file looks like:
 				return nil
 			}
 			parser := parse.New(parse.Options{Type: parse.Auto, SSHDMode: sshd.Aggressive, Rules: set, Context: &logline.Context{}})
-			engine, err := engineFor(scen, "", nil, !noAllow, 0, phalanx.SystemClock{})
+			engine, err := engineFor(scen, "", nil, !noAllow, 0, detect.Escalation{}, phalanx.SystemClock{})
 			if err != nil {
 				return err
 			}

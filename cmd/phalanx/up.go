@@ -170,7 +170,7 @@ func runUp(ctx context.Context, cfg config.Config, stdin io.Reader, log *slog.Lo
 		return fmt.Errorf("config sshd_mode: %w", err)
 	}
 	clock := phalanx.SystemClock{}
-	engine, err := engineFor(extra, cfg.Scenarios, cfg.Allowlist, !cfg.NoBuiltinAllowlist, cfg.MaxSources, clock)
+	engine, err := engineFor(extra, cfg.Scenarios, cfg.Allowlist, !cfg.NoBuiltinAllowlist, cfg.MaxSources, cfg.Escalation, clock)
 	if err != nil {
 		return err
 	}
@@ -494,6 +494,7 @@ func configureMember(m *member.Member, path, dataDir string, log *slog.Logger) (
 	}
 	opts.SSHDMode = cfg.SSHDMode
 	opts.MaxSources = cfg.MaxSources
+	opts.Escalation = cfg.Escalation
 	for _, a := range cfg.Allowlist {
 		p, err := phalanx.ParsePrefixOrAddr(a)
 		if err != nil {

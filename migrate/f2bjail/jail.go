@@ -94,6 +94,9 @@ type Jail struct {
 	BanTime    string   `json:"bantime"`
 	Scenario   string   `json:"scenario,omitempty"` // the phalanx scenario made for it
 	Translated bool     `json:"translated"`
+	// Increment is bantime.increment; MaxTime its bantime.maxtime.
+	Increment bool          `json:"bantime_increment,omitempty"`
+	MaxTime   time.Duration `json:"-"`
 }
 
 // Result is the translation of a fail2ban configuration.
@@ -187,6 +190,7 @@ func Import(from string) (*Result, error) {
 	}
 	slices.Sort(r.Config.Allowlist)
 	r.Config.SSHDMode = sshdMode
+	r.escalation()
 	r.Problems = mergeProblems(r.Problems)
 	return r, nil
 }
@@ -357,14 +361,20 @@ func (r *Result) jail(conf *fail2ban.Conf, from, sec string) (Jail, []Problem, d
 	j.Scenario, j.Translated = s.Name, true
 
 	if v, _ := conf.Get(sec, "bantime.increment"); truth(v) {
-		v := "true"
-		for _, o := range []string{"bantime.factor", "bantime.maxtime", "bantime.multipliers"} {
-			if x, _ := conf.Get(sec, o); strings.TrimSpace(x) != "" {
-				v += fmt.Sprintf(" (%s = %s)", o, strings.TrimSpace(x))
+		j.Increment = true
+		if x, _ := conf.Get(sec, "bantime.maxtime"); strings.TrimSpace(x) != "" {
+			if d, err := Seconds(strings.TrimSpace(x)); err == nil && d > 0 {
+				j.MaxTime = d
+			} else {
+				bad("bantime.maxtime", strings.TrimSpace(x), "not a fail2ban time: phalanx's cap (7 days) applies")
 			}
 		}
-		note("bantime.increment", v,
-			"phalanx escalates every repeat offender itself, for all scenarios: each new decision lasts twice the previous, up to 7 days (not per jail)")
+		for _, o := range []string{"bantime.factor", "bantime.multipliers", "bantime.formula", "bantime.rndtime"} {
+			if x, _ := conf.Get(sec, o); strings.TrimSpace(x) != "" && (o != "bantime.factor" || strings.TrimSpace(x) != "1") {
+				note(o, strings.TrimSpace(x),
+					"phalanx's escalation doubles a repeat offender's decision each time (fail2ban's default formula); this option is not carried over")
+			}
+		}
 	}
 	if v, ok := conf.Get(sec, "port"); ok && strings.TrimSpace(v) != "" && !strings.Contains(v, "0:65535") {
 		note("port", strings.TrimSpace(v), "phalanx bans the address on every port, not only the jail's")
@@ -514,4 +524,36 @@ func translatedNames(js []Jail) string {
 		return "none"
 	}
 	return strings.Join(out, ", ")
+}
+
+// escalation maps bantime.increment onto phalanx's escalation, which is
+// one setting for all scenarios: on, doubling each repeat offender's
+// decision (fail2ban's default formula), when any translated jail has it,
+// capped by the largest bantime.maxtime; off, as fail2ban does by default,
+// when none has it. Jails that disagree are reported.
+func (r *Result) escalation() {
+	var on, off []string
+	var maxTime time.Duration
+	for _, j := range r.Jails {
+		if !j.Translated {
+			continue
+		}
+		if j.Increment {
+			on = append(on, j.Name)
+			maxTime = max(maxTime, j.MaxTime)
+		} else {
+			off = append(off, j.Name)
+		}
+	}
+	switch {
+	case len(on) == 0 && len(off) == 0:
+	case len(on) == 0:
+		r.Config.Escalation = detect.Escalation{Off: true}
+	default:
+		r.Config.Escalation = detect.Escalation{Factor: 2, Max: maxTime}
+		for _, name := range off {
+			r.Problems = append(r.Problems, Problem{Jail: name, Option: "bantime.increment", Value: "false", Note: true,
+				Reason: fmt.Sprintf("phalanx escalates for all scenarios or none: on here because %s has bantime.increment", strings.Join(on, ", "))})
+		}
+	}
 }

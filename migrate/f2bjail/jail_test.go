@@ -209,3 +209,41 @@ func byNameOf(ss []detect.Scenario, name string) *detect.Scenario {
 	}
 	return nil
 }
+
+// TestEscalation: bantime.increment becomes phalanx's escalation (one
+// setting for all scenarios), capped by bantime.maxtime; without it on any
+// jail escalation is off, as in fail2ban by default; jails that disagree
+// are reported.
+func TestEscalation(t *testing.T) {
+	for name, c := range map[string]struct {
+		local   string
+		want    detect.Escalation
+		problem string // an option that must be reported
+	}{
+		"increment with maxtime": {
+			local: "[DEFAULT]\nbantime.increment = true\nbantime.maxtime = 2d\nbantime.factor = 3\n[sshd]\nenabled = true\n",
+			want:  detect.Escalation{Factor: 2, Max: 48 * time.Hour}, problem: "bantime.factor",
+		},
+		"no increment": {
+			local: "[sshd]\nenabled = true\n",
+			want:  detect.Escalation{Off: true},
+		},
+		"jails disagree": {
+			local: "[sshd]\nenabled = true\nbantime.increment = true\n[postfix]\nenabled = true\n",
+			want:  detect.Escalation{Factor: 2}, problem: "bantime.increment",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, err := Import(debianConf(t, c.local))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Config.Escalation != c.want {
+				t.Errorf("escalation %+v, want %+v", r.Config.Escalation, c.want)
+			}
+			if c.problem != "" && !slices.ContainsFunc(r.Problems, func(p Problem) bool { return p.Option == c.problem }) {
+				t.Errorf("%s not reported: %+v", c.problem, r.Problems)
+			}
+		})
+	}
+}
