@@ -314,8 +314,13 @@ func (m *Member) apply(ctx context.Context, msg natsbus.Message) error {
 			if !m.fold.Suspended(c.Decision.Decision, now) {
 				m.ds.Add(c.Decision.Decision)
 			}
-		case alliance.ChangeLift, alliance.ChangeExpire:
+		case alliance.ChangeLift:
 			m.ds.Delete(c.Decision.Value)
+		case alliance.ChangeExpire:
+			m.ds.Delete(c.Decision.Value)
+			// This member's own detection of the value may last longer
+			// than the alliance's decision did.
+			m.restoreOwn(c.Decision.Value, now)
 		}
 	}
 	if out.Accepted && env.Kind == ledger.KindDrillAck {

@@ -24,6 +24,9 @@ type own struct {
 	// without the member's lock by detection (which must not wait on it
 	// under a flood).
 	truce atomic.Pointer[[]ledger.Ceasefire]
+	// hadTruce says a ceasefire was in force at the last reconcile: its
+	// end is when own decisions must be put back.
+	hadTruce bool
 }
 
 // suspends says whether a ceasefire in force covers d.
@@ -68,10 +71,16 @@ func (m *Member) reconcileOwn(cs []ledger.Ceasefire, now time.Time) map[netip.Pr
 	suspended := map[netip.Prefix]bool{}
 	m.own.mu.Lock()
 	defer m.own.mu.Unlock()
+	// With no ceasefire now or at the last reconcile, the set holds every
+	// own decision already (decideLocal added it): only forget the
+	// expired, without re-adding thousands of decisions under a flood.
+	restore := len(cs) > 0 || m.own.hadTruce
+	m.own.hadTruce = len(cs) > 0
 	for v, d := range m.own.byValue {
 		switch {
 		case !d.Until().After(now):
 			delete(m.own.byValue, v)
+		case !restore:
 		case m.own.suspends(d, now):
 			suspended[v] = true
 		default:
@@ -100,5 +109,17 @@ func (m *Member) liftOwn(env ledger.Envelope) {
 	}
 	if cur, found := m.ds.Lookup(v.Addr()); found && cur.Value == v && cur.Origin == phalanx.OriginLocal {
 		m.ds.Delete(v)
+	}
+}
+
+// restoreOwn puts this member's own decision on v back in the set, if it
+// has one still in force that no ceasefire covers (the alliance's decision
+// on v expired, and its removal took the merged record).
+func (m *Member) restoreOwn(v netip.Prefix, now time.Time) {
+	m.own.mu.Lock()
+	d, ok := m.own.byValue[phalanx.NormalizePrefix(v)]
+	m.own.mu.Unlock()
+	if ok && d.Until().After(now) && !m.own.suspends(d, now) {
+		m.ds.Add(d)
 	}
 }
