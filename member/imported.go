@@ -323,9 +323,12 @@ const importBatch = 1000
 
 // Import gives a running member imported decisions (POST /v1/imported),
 // in batches.
-func (c *APIClient) Import(ctx context.Context, ds []phalanx.Decision) (ImportResult, error) {
+func (c *APIClient) Import(ctx context.Context, ds []phalanx.Decision, progress ...func(done, total int)) (ImportResult, error) {
 	var total ImportResult
 	for start := 0; start < len(ds) || start == 0; start += importBatch {
+		for _, p := range progress {
+			p(start, len(ds))
+		}
 		batch := ds[start:min(start+importBatch, len(ds))]
 		var r ImportResult
 		if err := c.do(ctx, http.MethodPost, "/v1/imported", ImportRequest{Decisions: trimEvidence(batch)}, &r); err != nil {

@@ -86,7 +86,16 @@ func (t *decisionTarget) deliver(ctx context.Context, rep *importReport, ds []ph
 	}
 	c, running := runningMember(ctx, t.data)
 	if running {
-		res, err := c.Import(ctx, ds)
+		var shown func(done, total int)
+		if len(ds) > 2000 && isTerminal(stderr) {
+			// A long import into a running member goes in batches: say how
+			// far it is, on the terminal only.
+			shown = func(done, total int) { fmt.Fprintf(stderr, "\rimporting: %d of %d decisions", done, total) }
+			defer fmt.Fprintln(stderr)
+		} else {
+			shown = func(int, int) {}
+		}
+		res, err := c.Import(ctx, ds, shown)
 		if err != nil {
 			return fmt.Errorf("import into the running member: %w", err)
 		}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -94,6 +96,28 @@ func TestImportCrowdSecDecisions(t *testing.T) {
 	if d, ok := m.Decisions().Lookup(mustAddr(t, "203.0.113.44")); !ok || d.Origin != "import:crowdsec" {
 		t.Errorf("not in force right after the import: %+v %v", d, ok)
 	}
+
+	// A long import into a running member shows its progress on a
+	// terminal (the test's output stands in for one).
+	defer func(f func(io.Writer) bool) { isTerminal = f }(isTerminal)
+	isTerminal = func(io.Writer) bool { return true }
+	var big strings.Builder
+	big.WriteString(`{"new":[`)
+	for i := range 2500 {
+		if i > 0 {
+			big.WriteString(",")
+		}
+		fmt.Fprintf(&big, `{"id":%d,"origin":"CAPI","scenario":"s","scope":"Ip","type":"ban","value":"10.9.%d.%d","duration":"2h"}`, 100+i, i/256, i%256)
+	}
+	big.WriteString(`],"deleted":[]}`)
+	out, err = runCLI(t, big.String(), "import", "crowdsec", "--decisions", "-", "--data", dir)
+	if err != nil {
+		t.Fatalf("large running import: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "importing: 2000 of 2500 decisions") || !strings.Contains(out, "2500 added") {
+		t.Errorf("no progress or count for a 2,500-decision import:\n%s", out)
+	}
+	isTerminal = func(io.Writer) bool { return false }
 
 	// decisions list's filters reach the API's query.
 	out, err = runCLI(t, "", "decisions", "list", "--data", dir, "--value", "198.51.100.7", "-o", "json")
