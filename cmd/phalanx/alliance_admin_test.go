@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -10,25 +9,6 @@ import (
 
 	"github.com/phalanx-defence/phalanx/member"
 )
-
-// runAdminMember runs the member in dir in this process until the test ends.
-func runAdminMember(t *testing.T, dir string) *member.APIClient {
-	t.Helper()
-	m, err := member.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return waitForAPI(t, dir)
-}
 
 // TestAllianceExpelRotateCLI drives expel and rotate-key as an operator
 // would: help with examples, the errors that say what to do, a rotation
@@ -48,7 +28,7 @@ func TestAllianceExpelRotateCLI(t *testing.T) {
 	if _, err := runCLI(t, "", "alliance", "rotate-key", "--data", d1); err == nil || !strings.Contains(err.Error(), "phalanx up") {
 		t.Errorf("rotate-key with no member running: %v, want it to say to start phalanx up", err)
 	}
-	c1 := runAdminMember(t, d1)
+	_, c1 := runTestMember(t, d1)
 	tok, err := runCLI(t, "", "alliance", "invite", "--data", d1)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +36,7 @@ func TestAllianceExpelRotateCLI(t *testing.T) {
 	if out, err := runCLI(t, "", "alliance", "join", strings.TrimSpace(tok), "--data", d2, "--name", "m2"); err != nil {
 		t.Fatalf("join: %v\n%s", err, out)
 	}
-	c2 := runAdminMember(t, d2)
+	_, c2 := runTestMember(t, d2)
 	h1, err := c1.Health(t.Context())
 	if err != nil {
 		t.Fatal(err)

@@ -80,20 +80,7 @@ func TestHostileMemberOutput(t *testing.T) {
 	if err != nil {
 		t.Fatalf("init: %v\n%s", err, initOut)
 	}
-	m, err := member.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	c := waitForAPI(t, dir)
+	_, c := runTestMember(t, dir)
 	h, err := c.Health(t.Context())
 	if err != nil {
 		t.Fatal(err)

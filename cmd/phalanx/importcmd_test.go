@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -57,20 +56,7 @@ func TestImportCrowdSecDecisions(t *testing.T) {
 		}
 	}
 
-	m, err := member.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	waitForAPI(t, dir)
+	m, _ := runTestMember(t, dir)
 	out, err = runCLI(t, "", "decisions", "list", "--data", dir)
 	if err != nil {
 		t.Fatalf("decisions list: %v\n%s", err, out)
@@ -257,20 +243,7 @@ func TestImportShare(t *testing.T) {
 	if out, err := runCLI(t, csDecisions, "import", "crowdsec", "--decisions", "-", "--data", dir, "--share"); err == nil || !strings.Contains(err.Error(), "start 'phalanx up") {
 		t.Fatalf("--share without a running member: want an error saying to start it, got %v\n%s", err, out)
 	}
-	m, err := member.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	c := waitForAPI(t, dir)
+	_, c := runTestMember(t, dir)
 	out, err := runCLI(t, csDecisions, "import", "crowdsec", "--decisions", "-", "--data", dir, "--share", "--share-rate", "6000", "-o", "json")
 	if err != nil {
 		t.Fatalf("share: %v\n%s", err, out)

@@ -24,22 +24,7 @@ func TestLedgerVerifyCLI(t *testing.T) {
 		t.Fatalf("verify with the founder down: %v\n%s", err, out)
 	}
 
-	m, err := member.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	// The member runs in this process but tells nothing of its readiness
-	// outside its package: ask its API, as the CLI would.
-	c := waitForAPI(t, dir)
+	_, c := runTestMember(t, dir)
 	h, err := c.Health(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +66,28 @@ func TestLedgerVerifyCLI(t *testing.T) {
 
 // waitForAPI polls until the member behind dir answers: it runs its own
 // listener, which has no other way to say it is up.
+// runTestMember runs the member in dir in this process until the test
+// ends, and returns it with a client of its API once that answers.
+func runTestMember(t *testing.T, dir string) (*member.Member, *member.APIClient) {
+	t.Helper()
+	m, err := member.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	// The member runs in this process but tells nothing of its readiness
+	// outside its package: ask its API, as the CLI would.
+	return m, waitForAPI(t, dir)
+}
+
 func waitForAPI(t *testing.T, dir string) *member.APIClient {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -21,20 +20,7 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("status with no member running: want an error saying how to start it, got %v\n%s", err, out)
 	}
 
-	m, err := member.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	c := waitForAPI(t, dir)
+	_, c := runTestMember(t, dir)
 
 	out, err := runCLI(t, "", "status", "--data", dir, "-o", "table")
 	if err != nil {
