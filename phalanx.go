@@ -134,6 +134,21 @@ const (
 	Ban      DecisionType = "ban"
 )
 
+// Strength orders remedies from the mildest: throttle 1, captcha 2, ban 3;
+// 0 for anything else. Where two decisions meet on one value, the stronger
+// one wins.
+func (t DecisionType) Strength() int {
+	switch t {
+	case Throttle:
+		return 1
+	case Captcha:
+		return 2
+	case Ban:
+		return 3
+	}
+	return 0
+}
+
 // ParseDecisionType parses a remedy name.
 func ParseDecisionType(s string) (DecisionType, error) {
 	switch t := DecisionType(s); t {

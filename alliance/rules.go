@@ -118,7 +118,7 @@ func (f *Fold) applyReport(env ledger.Envelope, m *member, seq uint64, at time.T
 	d.LastSeen = at
 	for _, r := range counting {
 		d.Reporters = append(d.Reporters, r.Member)
-		if strength(r.Type) > strength(d.Type) {
+		if r.Type.Strength() > d.Type.Strength() {
 			d.Type = r.Type
 		}
 		d.Duration = max(d.Duration, r.Duration)
@@ -133,7 +133,7 @@ func (f *Fold) applyReport(env ledger.Envelope, m *member, seq uint64, at time.T
 		}
 	}
 	f.dropPending(v)
-	if old, ok := f.decisions[v]; ok && !d.Until().After(old.Until()) && strength(d.Type) <= strength(old.Type) {
+	if old, ok := f.decisions[v]; ok && !d.Until().After(old.Until()) && d.Type.Strength() <= old.Type.Strength() {
 		// Already in force for at least as long and as hard.
 		return Outcome{Accepted: true}
 	}
@@ -157,18 +157,6 @@ func countingReports[T any](all []T, who func(T) ledger.MemberID, prot func(T) (
 		}
 	}
 	return out
-}
-
-func strength(t phalanx.DecisionType) int {
-	switch t {
-	case phalanx.Throttle:
-		return 1
-	case phalanx.Captcha:
-		return 2
-	case phalanx.Ban:
-		return 3
-	}
-	return 0
 }
 
 func clip(ev []string) []string {
@@ -275,7 +263,7 @@ func (f *Fold) applySighting(env ledger.Envelope, m *member, seq uint64, at time
 	d.Origin, d.LastSeen, d.Events = phalanx.OriginAlliance, at, events
 	d.FirstSeen = counting[0].At
 	f.dropSightings(src)
-	if old, ok := f.decisions[v]; ok && !d.Until().After(old.Until()) && strength(d.Type) <= strength(old.Type) {
+	if old, ok := f.decisions[v]; ok && !d.Until().After(old.Until()) && d.Type.Strength() <= old.Type.Strength() {
 		return Outcome{Accepted: true}
 	}
 	f.put(d)

@@ -286,18 +286,6 @@ func (s *Set) expTimerFired() {
 
 func normalize(p netip.Prefix) netip.Prefix { return phalanx.NormalizePrefix(p) }
 
-func strength(t phalanx.DecisionType) int {
-	switch t {
-	case phalanx.Ban:
-		return 3
-	case phalanx.Captcha:
-		return 2
-	case phalanx.Throttle:
-		return 1
-	}
-	return 0
-}
-
 // Add adds d, merging it with a decision of the same value: the stronger
 // type wins (ban > captcha > throttle) and brings its scenario and origin;
 // the later expiry wins; FirstSeen is the earliest, LastSeen the latest;
@@ -311,7 +299,7 @@ func strength(t phalanx.DecisionType) int {
 func (s *Set) Add(d phalanx.Decision) (changed bool) {
 	at := time.Now()
 	d.Value = normalize(d.Value)
-	if !d.Value.IsValid() || strength(d.Type) == 0 {
+	if !d.Value.IsValid() || d.Type.Strength() == 0 {
 		return false
 	}
 	now := s.clock.Now()
@@ -355,7 +343,7 @@ func (s *Set) Add(d phalanx.Decision) (changed bool) {
 
 func merge(a, b phalanx.Decision) phalanx.Decision {
 	m := a
-	if sb, sa := strength(b.Type), strength(a.Type); sb > sa || (sb == sa && b.Until().After(a.Until())) {
+	if sb, sa := b.Type.Strength(), a.Type.Strength(); sb > sa || (sb == sa && b.Until().After(a.Until())) {
 		m.Type, m.Scenario, m.Origin = b.Type, b.Scenario, b.Origin
 	}
 	until := a.Until()

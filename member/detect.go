@@ -438,20 +438,7 @@ func (m *Member) alreadyReported(d phalanx.Decision) bool {
 		return false
 	}
 	fd, ok := m.fold.Lookup(d.Value.Addr(), m.clock.Now())
-	return ok && fd.Value == d.Value && slices.Contains(fd.Reporters, m.id.ID) && strength(fd.Type) >= strength(d.Type)
-}
-
-// strength orders decision types from the mildest.
-func strength(t phalanx.DecisionType) int {
-	switch t {
-	case phalanx.Throttle:
-		return 1
-	case phalanx.Captcha:
-		return 2
-	case phalanx.Ban:
-		return 3
-	}
-	return 0
+	return ok && fd.Value == d.Value && slices.Contains(fd.Reporters, m.id.ID) && fd.Type.Strength() >= d.Type.Strength()
 }
 
 // maxSightingSources bounds the addresses counted between two flushes: an

@@ -143,7 +143,7 @@ func mergeImported(set map[netip.Prefix]phalanx.Decision, ds []phalanx.Decision,
 			}
 			set[d.Value] = d
 			r.Added++
-		case typeRank(d.Type) > typeRank(old.Type) || (d.Type == old.Type && d.Until().After(old.Until())):
+		case d.Type.Strength() > old.Type.Strength() || (d.Type == old.Type && d.Until().After(old.Until())):
 			set[d.Value] = d
 			r.Updated++
 		default:
@@ -152,18 +152,6 @@ func mergeImported(set map[netip.Prefix]phalanx.Decision, ds []phalanx.Decision,
 	}
 	r.Imported = len(set)
 	return r, nil
-}
-
-func typeRank(t phalanx.DecisionType) int {
-	switch t {
-	case phalanx.Ban:
-		return 3
-	case phalanx.Captcha:
-		return 2
-	case phalanx.Throttle:
-		return 1
-	}
-	return 0
 }
 
 // ImportOffline adds ds to the imported decisions of the member in dir
@@ -228,7 +216,7 @@ func (m *Member) enforceImported() {
 		if m.own.suspends(d, now) {
 			continue // a ceasefire covers it; reconcile brings it back after
 		}
-		if cur, ok := m.ds.Lookup(v.Addr()); ok && cur.Value == v && !cur.Until().Before(d.Until()) && typeRank(cur.Type) >= typeRank(d.Type) {
+		if cur, ok := m.ds.Lookup(v.Addr()); ok && cur.Value == v && !cur.Until().Before(d.Until()) && cur.Type.Strength() >= d.Type.Strength() {
 			continue // in force already, as strong and as long
 		}
 		m.ds.Add(d)
