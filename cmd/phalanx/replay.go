@@ -63,8 +63,9 @@ standard input.`,
 	return cmd
 }
 
-// engineFor builds the scenario engine for a replay or a live run.
-func engineFor(extra []detect.Scenario, replace string, allow []string, builtinAllow bool, maxSources int, esc detect.Escalation, clock phalanx.Clock) (*detect.Engine, error) {
+// scenariosFor is the scenarios to run: the built-in ones, or those of the
+// file replace names, followed by extra (a rules file's).
+func scenariosFor(extra []detect.Scenario, replace string) ([]detect.Scenario, error) {
 	scen := detect.DefaultScenarios()
 	if replace != "" {
 		s, err := detect.LoadScenarios(replace)
@@ -73,7 +74,15 @@ func engineFor(extra []detect.Scenario, replace string, allow []string, builtinA
 		}
 		scen = s
 	}
-	scen = append(scen, extra...)
+	return append(scen, extra...), nil
+}
+
+// engineFor builds the scenario engine for a replay or a live run.
+func engineFor(extra []detect.Scenario, replace string, allow []string, builtinAllow bool, maxSources int, esc detect.Escalation, clock phalanx.Clock) (*detect.Engine, error) {
+	scen, err := scenariosFor(extra, replace)
+	if err != nil {
+		return nil, err
+	}
 	var prefixes []netip.Prefix
 	for _, a := range allow {
 		p, err := phalanx.ParsePrefixOrAddr(a)

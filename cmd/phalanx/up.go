@@ -195,11 +195,7 @@ func runUp(ctx context.Context, cfg config.Config, stdin io.Reader, log *slog.Lo
 		runners = append(runners, s)
 	}
 	for _, c := range cfg.Journald {
-		dir := filepath.Join(stateDir, "journald-"+pathsKey(c.Matches))
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return fmt.Errorf("data directory: %w", err)
-		}
-		s, err := journald.New(c, dir, log)
+		s, err := journaldSource(c, stateDir, log)
 		if err != nil {
 			return err
 		}
@@ -484,13 +480,9 @@ func configureMember(m *member.Member, path, dataDir string, log *slog.Logger) (
 		}
 	}
 	if cfg.Scenarios != "" || len(extra) > 0 {
-		scen := detect.DefaultScenarios()
-		if cfg.Scenarios != "" {
-			if scen, err = detect.LoadScenarios(cfg.Scenarios); err != nil {
-				return false, err
-			}
+		if opts.Scenarios, err = scenariosFor(extra, cfg.Scenarios); err != nil {
+			return false, err
 		}
-		opts.Scenarios = append(scen, extra...)
 	}
 	opts.SSHDMode = cfg.SSHDMode
 	opts.MaxSources = cfg.MaxSources
@@ -507,11 +499,7 @@ func configureMember(m *member.Member, path, dataDir string, log *slog.Logger) (
 		m.AddSource(c)
 	}
 	for _, c := range cfg.Journald {
-		dir := filepath.Join(dataDir, "state", "journald-"+pathsKey(c.Matches))
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return false, fmt.Errorf("data directory: %w", err)
-		}
-		s, err := journald.New(c, dir, log)
+		s, err := journaldSource(c, filepath.Join(dataDir, "state"), log)
 		if err != nil {
 			return false, err
 		}
@@ -525,4 +513,15 @@ func configureMember(m *member.Member, path, dataDir string, log *slog.Logger) (
 		m.AddLineSource(s)
 	}
 	return cfg.EnforceNFT, nil
+}
+
+// journaldSource follows journald as c says, its cursor kept in a
+// directory of stateDir named for its matches (reordering the config keeps
+// it).
+func journaldSource(c journald.Config, stateDir string, log *slog.Logger) (*journald.Source, error) {
+	dir := filepath.Join(stateDir, "journald-"+pathsKey(c.Matches))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	return journald.New(c, dir, log)
 }
