@@ -10,6 +10,7 @@ import (
 	"github.com/phalanx-defence/phalanx/detect"
 	"github.com/phalanx-defence/phalanx/parse"
 	"github.com/phalanx-defence/phalanx/parse/logline"
+	"github.com/phalanx-defence/phalanx/source"
 )
 
 // Stats counts what went through a pipeline.
@@ -56,6 +57,21 @@ func (p *Pipeline) Record(h *logline.Header, raw string) (*phalanx.Event, bool) 
 	ok := p.parser.ParseHeader(h, &p.ev)
 	p.observe(ok, raw)
 	return &p.ev, ok
+}
+
+// SourceLine processes a line from a live source: a raw line as Line
+// does, a structured one (journald, parsed syslog) with the header it came
+// with, timed by clock when the source gave no time (the clock is read
+// only then: not on the raw lines of the hot path).
+func (p *Pipeline) SourceLine(l source.Line, clock phalanx.Clock) (*phalanx.Event, bool) {
+	if !l.Structured() {
+		return p.Line(l.Text)
+	}
+	h := logline.Header{Time: l.Time, Host: l.Host, Program: l.Program, PID: l.PID, Message: l.Text}
+	if h.Time.IsZero() {
+		h.Time = clock.Now()
+	}
+	return p.Record(&h, l.Text)
 }
 
 func (p *Pipeline) observe(ok bool, line string) {

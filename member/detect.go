@@ -211,18 +211,7 @@ func (m *Member) detect(ctx context.Context) error {
 					det.mu.Unlock()
 					return fmt.Errorf("member: source %s: %w", l.Origin, err)
 				}
-				var ev *phalanx.Event
-				var ok bool
-				if l.Structured() {
-					// journald and parsed syslog: the header came with it.
-					h := logline.Header{Time: l.Time, Host: l.Host, Program: l.Program, PID: l.PID, Message: l.Text}
-					if h.Time.IsZero() {
-						h.Time = m.clock.Now()
-					}
-					ev, ok = p.Record(&h, l.Text)
-				} else {
-					ev, ok = p.Line(l.Text)
-				}
+				ev, ok := p.SourceLine(l, m.clock)
 				det.line(l.Origin, l.Truncated, ok, ev.Kind)
 				det.mu.Unlock()
 				acks.add(l)

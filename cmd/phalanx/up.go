@@ -274,15 +274,7 @@ func runUp(ctx context.Context, cfg config.Config, stdin io.Reader, log *slog.Lo
 				if err != nil {
 					return fmt.Errorf("source %s: %w", l.Origin, err)
 				}
-				if l.Structured() {
-					h := logline.Header{Time: l.Time, Host: l.Host, Program: l.Program, PID: l.PID, Message: l.Text}
-					if h.Time.IsZero() {
-						h.Time = clock.Now()
-					}
-					p.Record(&h, l.Text)
-				} else {
-					p.Line(l.Text)
-				}
+				p.SourceLine(l, clock)
 				// Decisions live in this process only: a line is done
 				// once detection has seen it. Acknowledged in batches.
 				acks.Add(l)
