@@ -140,12 +140,14 @@ type Set struct {
 
 	wmu sync.Mutex // held by writers and by rebuild; taken before mu
 
-	mu      sync.RWMutex
-	byValue map[netip.Prefix]*record
-	table   bart.Table[*record]
-	exp     expiryHeap
-	subs    []*subscriber
-	wake    chan struct{} // tells Run the earliest expiry may have changed
+	mu sync.RWMutex
+	// table holds every record, by value: its exact-match Get serves as
+	// the index by value too (a map beside it cost some 60 bytes a
+	// decision).
+	table bart.Table[*record]
+	exp   expiryHeap
+	subs  []*subscriber
+	wake  chan struct{} // tells Run the earliest expiry may have changed
 
 	// Under wmu.
 	expTimer   *time.Timer // sets stale at the earliest expiry
@@ -161,7 +163,7 @@ func New(clock phalanx.Clock) *Set {
 	if clock == nil {
 		clock = phalanx.SystemClock{}
 	}
-	s := &Set{clock: clock, byValue: make(map[netip.Prefix]*record), wake: make(chan struct{}, 1), tokens: persistBurst}
+	s := &Set{clock: clock, wake: make(chan struct{}, 1), tokens: persistBurst}
 	switch clock.(type) {
 	case phalanx.SystemClock, *phalanx.SystemClock:
 		s.sys = true
@@ -309,7 +311,7 @@ func (s *Set) Add(d phalanx.Decision) (changed bool) {
 	}
 	s.lock()
 	defer s.unlock()
-	r, ok := s.byValue[d.Value]
+	r, ok := s.table.Get(d.Value)
 	if ok && !r.until.After(now) {
 		// Expired but not yet collected: the new decision replaces it.
 		s.remove(r)
@@ -318,7 +320,6 @@ func (s *Set) Add(d phalanx.Decision) (changed bool) {
 	if !ok {
 		d.Evidence = slices.Clone(d.Evidence[max(0, len(d.Evidence)-maxEvidence):])
 		r = &record{d: d, until: until}
-		s.byValue[d.Value] = r
 		// Expiry first: the timer must cover r before readers can see it.
 		s.pushExpiry(r)
 		s.put(r)
@@ -329,7 +330,6 @@ func (s *Set) Add(d phalanx.Decision) (changed bool) {
 	old := r.d
 	// Copy on write: Lookup and List hand out the stored value.
 	nr := &record{d: merged, until: merged.Until()}
-	s.byValue[d.Value] = nr
 	if !nr.until.Equal(r.until) {
 		s.pushExpiry(nr)
 	}
@@ -376,9 +376,9 @@ func (s *Set) pushExpiry(r *record) {
 	heap.Push(&s.exp, expiry{until: r.until, value: r.d.Value})
 	// Stale entries pile up when decisions are extended: rebuild the heap
 	// when they outnumber the live ones.
-	if len(s.exp) > 2*len(s.byValue)+1024 {
+	if len(s.exp) > 2*s.table.Size()+1024 {
 		s.exp = s.exp[:0]
-		for _, r := range s.byValue {
+		for _, r := range s.table.All() {
 			s.exp = append(s.exp, expiry{until: r.until, value: r.d.Value})
 		}
 		heap.Init(&s.exp)
@@ -394,7 +394,6 @@ func (s *Set) pushExpiry(r *record) {
 
 // remove deletes r from the indexes; its heap entry goes stale.
 func (s *Set) remove(r *record) {
-	delete(s.byValue, r.d.Value)
 	s.table.Delete(r.d.Value)
 	s.update(func(t *bart.Fast[*record]) *bart.Fast[*record] { return t.DeletePersist(r.d.Value) })
 }
@@ -406,7 +405,7 @@ func (s *Set) Delete(p netip.Prefix) bool {
 	p = normalize(p)
 	s.lock()
 	defer s.unlock()
-	r, ok := s.byValue[p]
+	r, ok := s.table.Get(p)
 	if !ok {
 		return false
 	}
@@ -474,15 +473,15 @@ func inForce[T supernets](t T, a netip.Addr, r *record, now time.Time) (phalanx.
 func (s *Set) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.byValue)
+	return s.table.Size()
 }
 
 // List returns the decisions in force now, sorted by expiry, then value.
 func (s *Set) List() []phalanx.Decision {
 	now := s.clock.Now()
 	s.mu.RLock()
-	out := make([]phalanx.Decision, 0, len(s.byValue))
-	for _, r := range s.byValue {
+	out := make([]phalanx.Decision, 0, s.table.Size())
+	for _, r := range s.table.All() {
 		if r.until.After(now) {
 			out = append(out, r.d)
 		}
@@ -494,6 +493,35 @@ func (s *Set) List() []phalanx.Decision {
 		}
 		return comparePrefix(a.Value, b.Value)
 	})
+	return out
+}
+
+// Get returns the decision in force on exactly p (an address is its
+// full-length prefix), not one on a range that contains it: Lookup
+// answers that.
+func (s *Set) Get(p netip.Prefix) (phalanx.Decision, bool) {
+	p = normalize(p)
+	now := s.clock.Now()
+	s.mu.RLock()
+	r, ok := s.table.Get(p)
+	s.mu.RUnlock()
+	if !ok || !r.until.After(now) {
+		return phalanx.Decision{}, false
+	}
+	return r.d, true
+}
+
+// Values lists the values the set holds, in no order, expired ones not
+// yet collected included: for a caller that goes over the whole set and
+// looks each one up again (Get), it costs a small part of List, which
+// copies and sorts every decision.
+func (s *Set) Values() []netip.Prefix {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]netip.Prefix, 0, s.table.Size())
+	for p := range s.table.All() {
+		out = append(out, p)
+	}
 	return out
 }
 
@@ -560,7 +588,7 @@ func (s *Set) Expire(now time.Time) int {
 	n := 0
 	for len(s.exp) > 0 && !s.exp[0].until.After(now) {
 		e := heap.Pop(&s.exp).(expiry)
-		r, ok := s.byValue[e.value]
+		r, ok := s.table.Get(e.value)
 		if !ok || !r.until.Equal(e.until) {
 			continue // stale: deleted or extended
 		}

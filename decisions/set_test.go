@@ -469,3 +469,70 @@ func TestSystemClockExpiry(t *testing.T) {
 		t.Fatalf("after expire: %v %v", d.Type, ok)
 	}
 }
+
+// BenchmarkSetMemory reports the heap a set holds per decision, lock-free
+// snapshot included, at the order of what a member holds under
+// bench/load: a /32 each, shaped like an alliance decision (scenario, no
+// evidence), expiries spread over two hours.
+func BenchmarkSetMemory(b *testing.B) {
+	const n = 200_000
+	heapInuse := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	now := time.Now()
+	for b.Loop() {
+		before := heapInuse()
+		s := New(phalanx.SystemClock{})
+		for i := range n {
+			a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+			s.Add(phalanx.Decision{Value: netip.PrefixFrom(a, 32), Type: phalanx.Ban, Scenario: "ssh-bf",
+				Origin: phalanx.OriginAlliance, LastSeen: now.Add(time.Duration(i) * time.Millisecond), Duration: 2 * time.Hour, Events: 6})
+		}
+		s.Settle()
+		after := heapInuse()
+		b.ReportMetric(float64(after-before)/n, "B/decision")
+		runtime.KeepAlive(s)
+	}
+}
+
+// TestGetAndValues: Get matches the value exactly (a range's decision is
+// not an address's) and only while in force; Values lists every value.
+func TestGetAndValues(t *testing.T) {
+	c := newClock(t0)
+	s := New(c)
+	s.Add(dec("192.0.2.0/24", phalanx.Ban, t0, time.Hour))
+	s.Add(dec("192.0.2.7", phalanx.Captcha, t0, 2*time.Hour))
+	tests := []struct {
+		value string
+		at    time.Time
+		want  phalanx.DecisionType // "" for none
+	}{
+		{"192.0.2.0/24", t0, phalanx.Ban},
+		{"192.0.2.7", t0, phalanx.Captcha},
+		{"192.0.2.8", t0, ""}, // inside the /24, but not its value
+		{"192.0.2.0/25", t0, ""},
+		{"::ffff:192.0.2.7", t0, phalanx.Captcha}, // the same value, written the IPv6 way
+		{"192.0.2.0/24", t0.Add(time.Hour), ""},   // expired, not yet collected
+		{"192.0.2.7", t0.Add(time.Hour), phalanx.Captcha},
+	}
+	for _, tt := range tests {
+		c.set(tt.at)
+		p, err := phalanx.ParsePrefixOrAddr(tt.value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, ok := s.Get(p)
+		if ok != (tt.want != "") || d.Type != tt.want {
+			t.Errorf("Get(%s) at %s = %v %v, want %q", tt.value, tt.at.Sub(t0), d.Type, ok, tt.want)
+		}
+	}
+	got := s.Values()
+	slices.SortFunc(got, comparePrefix)
+	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("192.0.2.7/32")}
+	if !slices.Equal(got, want) {
+		t.Errorf("Values() = %v, want %v", got, want)
+	}
+}
