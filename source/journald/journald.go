@@ -1,7 +1,15 @@
 // Package journald follows the systemd journal by running
 // `journalctl -o json --follow` (no cgo, no libsystemd) and remembers the
-// cursor of the last entry handed on, so that a restart resumes right after
-// it. If journalctl exits, it is started again with a growing delay.
+// cursor of the last entry its consumer has fully processed, so that a
+// restart resumes right after it. If journalctl exits, it is started again
+// with a growing delay.
+//
+// With a state directory, every line carries an acknowledgement
+// (source.Line.Acker) and only acknowledged entries count as read: lines
+// still in a channel or in the consumer's hands when the process is killed
+// are read again on restart rather than lost. That is at-least-once, as for
+// source/file with Config.Ack; a consumer that never acknowledges leaves the
+// saved cursor where it was.
 package journald
 
 import (
@@ -54,8 +62,18 @@ const (
 	// source.MaxLine can grow up to fourfold as a byte array.
 	maxRecord = 4*source.MaxLine + 64<<10
 	// saveEvery bounds how often the cursor is written while entries flow:
-	// a crash re-delivers at most this much, a clean stop nothing.
+	// a crash re-delivers what was acknowledged in the last saveEvery on
+	// top of what was not acknowledged yet.
 	saveEvery = time.Second
+	// maxMarks bounds the cursors kept for lines handed on but not yet
+	// acknowledged (a consumer waiting for the broker holds its
+	// acknowledgements back for as long as it is away): beyond it every
+	// other one is forgotten, so an acknowledgement may resolve to an
+	// earlier cursor, which repeats entries and never skips one.
+	maxMarks = 16384
+	// ackStream is the one stream of a journald source's positions:
+	// Pos.End numbers the lines handed on, from 1.
+	ackStream = 1
 )
 
 var matchRE = regexp.MustCompile(`^([A-Z0-9_]+=.*|\+)$`)
@@ -68,10 +86,21 @@ type Source struct {
 	logger   *slog.Logger
 	stats    source.Stats
 
-	mu     sync.Mutex // guards cursor, read by Cursor and the saver while Run writes it
-	cursor string
+	mu     sync.Mutex // guards what follows, up to saveMu
+	cursor string     // the last entry read: where journalctl restarts
+	seq    int64      // Pos.End of the last line handed on
+	marks  []mark     // entries read and not yet acknowledged, in order, at most maxMarks
+	ackSeq int64      // the highest Pos.End acknowledged
+	acked  string     // the cursor every line up to which is processed: what is saved
+
 	saveMu sync.Mutex // serialises saves
 	saved  string     // the cursor on disk; guarded by saveMu
+}
+
+// mark is an entry's cursor, done once line seq is acknowledged.
+type mark struct {
+	seq    int64
+	cursor string
 }
 
 // New checks cfg, finds journalctl and loads the cursor persisted in
@@ -106,7 +135,7 @@ func New(cfg Config, stateDir string, logger *slog.Logger) (*Source, error) {
 			return nil, fmt.Errorf("source/journald: read cursor: %w", err)
 		}
 		s.cursor = strings.TrimSpace(string(b))
-		s.saved = s.cursor
+		s.acked, s.saved = s.cursor, s.cursor
 	}
 	return s, nil
 }
@@ -114,11 +143,67 @@ func New(cfg Config, stateDir string, logger *slog.Logger) (*Source, error) {
 // Stats returns the source's counters.
 func (s *Source) Stats() *source.Stats { return &s.stats }
 
-// Cursor returns the cursor of the last entry handed on.
+// Cursor returns the cursor of the last entry read (handed on or skipped);
+// what is saved may be earlier (Acked).
 func (s *Source) Cursor() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cursor
+}
+
+// Acked returns the cursor saved at the next save: that of the last entry
+// whose line, and every line before it, the consumer has acknowledged
+// (without a state directory, nothing is saved and it stays "").
+func (s *Source) Acked() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked
+}
+
+// Ack records that the lines handed on up to p.End have been fully
+// processed. It never blocks; the cursor is saved within saveEvery.
+func (s *Source) Ack(p source.Pos) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.Stream != ackStream || p.End <= s.ackSeq {
+		return
+	}
+	s.ackSeq = p.End
+	n := 0
+	for n < len(s.marks) && s.marks[n].seq <= p.End {
+		n++
+	}
+	if n > 0 {
+		s.acked = s.marks[n-1].cursor
+		s.marks = append(s.marks[:0], s.marks[n:]...)
+	}
+}
+
+var _ source.Acker = (*Source)(nil)
+
+// markRead records that the entry at cursor c is done once line seq (the
+// last handed on before or with it) is acknowledged. Called with mu held.
+func (s *Source) markRead(seq int64, c string) {
+	if seq <= s.ackSeq {
+		s.acked = c // every line up to it is processed already
+		return
+	}
+	if n := len(s.marks); n > 0 && s.marks[n-1].seq == seq {
+		s.marks[n-1].cursor = c // only the last entry of a line matters
+		return
+	}
+	s.marks = append(s.marks, mark{seq, c})
+	if len(s.marks) > maxMarks {
+		// Keep every other mark, the newest included: an acknowledgement
+		// between two kept marks resolves to the earlier one.
+		k := 0
+		for i := len(s.marks) % 2; i < len(s.marks); i += 2 {
+			s.marks[k] = s.marks[i]
+			k++
+		}
+		clear(s.marks[k:])
+		s.marks = s.marks[:k]
+	}
 }
 
 // args builds journalctl's command line: resume after the cursor, or start
@@ -134,8 +219,8 @@ func (s *Source) args() []string {
 }
 
 // Run follows the journal and sends its entries to out until ctx ends,
-// then saves the cursor and returns nil. It returns an error only if the
-// cursor cannot be saved then. While running, the cursor is saved every
+// then saves the acknowledged cursor and returns nil. It returns an error
+// only if the cursor cannot be saved then. While running, it is saved every
 // second (saveEvery) if it moved.
 func (s *Source) Run(ctx context.Context, out chan<- source.Line) error {
 	g, ctx := errgroup.WithContext(ctx)
@@ -245,15 +330,22 @@ func (s *Source) handle(ctx context.Context, rec []byte, out chan<- source.Line)
 		s.logger.Debug("undecodable journal entry", "err", err)
 		return nil
 	}
-	if e.Message != "" {
-		l := source.Line{Text: e.Message, Time: e.Time, Host: e.Hostname, Program: e.Program(), PID: e.PID,
-			Hint: s.cfg.Hint, Origin: "journald", Truncated: e.Truncated}
-		s.stats.Count(l)
-		select {
-		case out <- l:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if e.Message == "" {
+		// Nothing to hand on: done as soon as the line before it is.
+		s.read1(e.Cursor, false)
+		return nil
+	}
+	l := source.Line{Text: e.Message, Time: e.Time, Host: e.Hostname, Program: e.Program(), PID: e.PID,
+		Hint: s.cfg.Hint, Origin: "journald", Truncated: e.Truncated}
+	if s.stateDir != "" {
+		// Marked before it is sent: the consumer may acknowledge it at once.
+		l.Acker, l.Pos = s, source.Pos{Stream: ackStream, End: s.read1(e.Cursor, true)}
+	}
+	s.stats.Count(l)
+	select {
+	case out <- l:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	if e.Cursor != "" {
 		s.mu.Lock()
@@ -263,11 +355,28 @@ func (s *Source) handle(ctx context.Context, rec []byte, out chan<- source.Line)
 	return nil
 }
 
+// read1 records one entry read, a line handed on or not, and returns the
+// line's number. An entry without a line moves the read cursor at once;
+// a line's cursor moves after it is sent (handle).
+func (s *Source) read1(c string, line bool) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if line {
+		s.seq++
+	} else if c != "" {
+		s.cursor = c
+	}
+	if c != "" && s.stateDir != "" {
+		s.markRead(s.seq, c)
+	}
+	return s.seq
+}
+
 // save writes the cursor atomically if it moved.
 func (s *Source) save() error {
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
-	c := s.Cursor()
+	c := s.Acked()
 	if s.stateDir == "" || c == s.saved {
 		return nil
 	}

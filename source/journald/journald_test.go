@@ -2,7 +2,9 @@ package journald
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,7 +158,7 @@ func TestCursorPersistsAcrossRestart(t *testing.T) {
 	write(t, filepath.Join(dir, "hold2"), "")
 
 	_, r := start(t, Config{Journalctl: jc}, state)
-	r.expect(t, "one")
+	ack(r.expect(t, "one")...)
 	r.stop()
 	b, err := os.ReadFile(filepath.Join(state, cursorName))
 	if err != nil || strings.TrimSpace(string(b)) != "s=abc;i=1" {
@@ -164,13 +166,132 @@ func TestCursorPersistsAcrossRestart(t *testing.T) {
 	}
 
 	src2, r2 := start(t, Config{Journalctl: jc}, state)
-	r2.expect(t, "two")
+	got := r2.expect(t, "two")
 	if a := args(t, dir); len(a) != 2 || !strings.Contains(a[1], "--after-cursor=s=abc;i=1") {
 		t.Errorf("args after restart %q: want --after-cursor=s=abc;i=1", a)
 	}
-	r2.stop() // the cursor moves once the line has been handed on
+	ack(got...)
+	r2.stop()
 	if c := src2.Cursor(); c != "s=abc;i=2" {
 		t.Errorf("Cursor() = %q", c)
+	}
+	if c := savedCursor(t, state); c != "s=abc;i=2" {
+		t.Errorf("saved cursor %q after the acknowledged line, want s=abc;i=2", c)
+	}
+}
+
+// ack acknowledges ls as a consumer does once they are processed.
+func ack(ls ...source.Line) {
+	var a source.Acks
+	for _, l := range ls {
+		a.Add(l)
+	}
+	a.Flush()
+}
+
+// savedCursor reads the cursor file in state ("" if there is none).
+func savedCursor(t *testing.T, state string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(state, cursorName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// waitSavedCursor waits for the running source's periodic save (every
+// saveEvery) to write want.
+func waitSavedCursor(t *testing.T, state, want string) {
+	t.Helper()
+	deadline := time.Now().Add(failAfter)
+	for savedCursor(t, state) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("saved cursor is %q, want %q", savedCursor(t, state), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A line counts as read only once acknowledged: the cursor on disk while
+// the source runs (what a kill -9 leaves) and after it stops never covers
+// a line the consumer received but did not finish, and a restart has
+// journalctl resume right after the last acknowledged entry.
+func TestOnlyAcknowledgedEntriesAreSaved(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	jc := fakeJournalctl(t, dir)
+	noMessage := `{"__CURSOR":"s=x;i=2","_PID":"1"}` + "\n"
+	write(t, filepath.Join(dir, "out1.json"), entry("s=x;i=1", "one")+noMessage+entry("s=x;i=3", "three")+entry("s=x;i=4", "four"))
+	write(t, filepath.Join(dir, "hold1"), "")
+	write(t, filepath.Join(dir, "out2.json"), entry("s=x;i=3", "three")+entry("s=x;i=4", "four"))
+	write(t, filepath.Join(dir, "hold2"), "")
+
+	src, r := start(t, Config{Journalctl: jc}, state)
+	got := r.expect(t, "one", "three", "four")
+	for i, l := range got {
+		if l.Acker == nil || l.Pos != (source.Pos{Stream: ackStream, End: int64(i + 1)}) {
+			t.Fatalf("line %q: acknowledgement %v at %+v, want the source at line %d", l.Text, l.Acker, l.Pos, i+1)
+		}
+	}
+	if c := src.Cursor(); c != "s=x;i=4" {
+		t.Errorf("read cursor %q, want s=x;i=4", c)
+	}
+	if c := src.Acked(); c != "" {
+		t.Fatalf("cursor %q counts as processed before any acknowledgement", c)
+	}
+	// "one" done: the entry without a message after it is done too.
+	ack(got[0])
+	waitSavedCursor(t, state, "s=x;i=2") // saved while running, not only at the end
+	r.stop()
+	if c := savedCursor(t, state); c != "s=x;i=2" {
+		t.Fatalf("after a stop with three and four unacknowledged, saved cursor %q, want s=x;i=2", c)
+	}
+
+	_, r2 := start(t, Config{Journalctl: jc}, state)
+	again := r2.expect(t, "three", "four")
+	if a := args(t, dir); len(a) != 2 || !strings.Contains(a[1], "--after-cursor=s=x;i=2") {
+		t.Fatalf("args after restart %q: want --after-cursor=s=x;i=2", a)
+	}
+	ack(again...)
+	r2.stop()
+	if c := savedCursor(t, state); c != "s=x;i=4" {
+		t.Errorf("saved cursor %q after every line is acknowledged, want s=x;i=4", c)
+	}
+}
+
+// The marks kept for unacknowledged lines are bounded; once thinned, an
+// acknowledgement resolves to a cursor at or before its line (entries
+// repeat after a restart, none is skipped), and acknowledging the last
+// line still saves the last cursor.
+func TestUnacknowledgedMarksAreBounded(t *testing.T) {
+	src, err := New(Config{Journalctl: fakeJournalctl(t, t.TempDir())}, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3*maxMarks + 7
+	for i := 1; i <= n; i++ {
+		src.read1(fmt.Sprintf("i=%d", i), true)
+	}
+	if len(src.marks) > maxMarks {
+		t.Fatalf("%d marks kept for %d unacknowledged lines, want at most %d", len(src.marks), n, maxMarks)
+	}
+	for _, at := range []int64{5, maxMarks + 1, 2 * maxMarks, n - 1, n} {
+		src.Ack(source.Pos{Stream: ackStream, End: at})
+		var got int64
+		if _, err := fmt.Sscanf(src.Acked(), "i=%d", &got); err != nil && at > 5 {
+			t.Fatalf("acknowledged up to %d: saved cursor %q", at, src.Acked())
+		}
+		if got > at {
+			t.Fatalf("acknowledged up to %d: cursor of line %d would be saved, skipping lines", at, got)
+		}
+		if at == n && got != n {
+			t.Errorf("every line acknowledged: cursor of line %d, want %d", got, n)
+		}
+	}
+	if len(src.marks) != 0 {
+		t.Errorf("%d marks left after the last line was acknowledged", len(src.marks))
 	}
 }
 
