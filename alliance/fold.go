@@ -96,6 +96,9 @@ type Outcome struct {
 	Accepted bool
 	Reason   string // why not accepted; a stable string metrics label by
 	Changes  []Change
+	// Refused counts the reports of an accepted KindReports batch that
+	// were not folded (Rejections says why).
+	Refused int
 }
 
 // Rejection reasons.
@@ -225,6 +228,12 @@ type Fold struct {
 	decisions map[netip.Prefix]*Decision
 	expiries  expiryHeap
 	bits      map[int]int // prefix lengths in use → decision count, so Lookup probes only those
+
+	// For the member mirroring the decisions (mirror.go), not folded
+	// state: no snapshot holds them.
+	removals   uint64         // decisions removed: lifted, expired or evicted
+	evicted    []netip.Prefix // evicted by put since the last Evicted
+	evictedAll bool           // more than maxEvictedKept were
 
 	pending     map[netip.Prefix]*list.Element // of *pending
 	pendingLRU  *list.List
@@ -356,11 +365,7 @@ func (f *Fold) apply(env ledger.Envelope, seq uint64, at time.Time) Outcome {
 	}
 	switch env.Kind {
 	case ledger.KindReport, ledger.KindManual, ledger.KindSighting:
-		if !f.allow(m, at) {
-			if m.Flagged == "" {
-				f.log.Warn("alliance: member flagged", "member", m.ID, "reason", ReasonRateLimit, "seq", seq)
-			}
-			m.Flagged = ReasonRateLimit
+		if !f.allowReport(m, seq, at) {
 			return f.reject(env, seq, ReasonRateLimit)
 		}
 	}
@@ -368,6 +373,8 @@ func (f *Fold) apply(env ledger.Envelope, seq uint64, at time.Time) Outcome {
 	switch env.Kind {
 	case ledger.KindReport, ledger.KindManual:
 		out = f.applyReport(env, m, seq, at)
+	case ledger.KindReports:
+		out = f.applyReports(env, m, seq, at)
 	case ledger.KindSighting:
 		out = f.applySighting(env, m, seq, at)
 	case ledger.KindLift:
@@ -397,6 +404,19 @@ func (f *Fold) apply(env ledger.Envelope, seq uint64, at time.Time) Outcome {
 		f.count(env, seq, out.Reason)
 	}
 	return out
+}
+
+// allowReport counts one report, sighting or manual decision against its
+// author's rate limit, and flags the author the first time it is over.
+func (f *Fold) allowReport(m *member, seq uint64, at time.Time) bool {
+	if f.allow(m, at) {
+		return true
+	}
+	if m.Flagged == "" {
+		f.log.Warn("alliance: member flagged", "member", m.ID, "reason", ReasonRateLimit, "seq", seq)
+	}
+	m.Flagged = ReasonRateLimit
+	return false
 }
 
 // allow applies the author's sliding-minute rate limit on stream time.
@@ -601,6 +621,7 @@ func (f *Fold) put(d *Decision) {
 			e := heap.Pop(&f.expiries).(expiry)
 			if old, ok := f.decisions[e.value]; ok && old.Until().Equal(e.until) {
 				f.remove(e.value)
+				f.noteEvicted(e.value)
 			}
 		}
 		f.bits[d.Value.Bits()]++
@@ -625,6 +646,7 @@ func (f *Fold) remove(v netip.Prefix) {
 		return
 	}
 	delete(f.decisions, v)
+	f.removals++
 	if f.bits[v.Bits()]--; f.bits[v.Bits()] <= 0 {
 		delete(f.bits, v.Bits())
 	}

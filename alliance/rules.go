@@ -60,10 +60,46 @@ func validScenario(s string) bool { return s != "" && len(s) <= maxScenarioLen }
 
 func (f *Fold) applyReport(env ledger.Envelope, m *member, seq uint64, at time.Time) Outcome {
 	var r ledger.Report
-	if decodeBody(env.Body, &r) != nil || !r.Value.IsValid() || r.Duration <= 0 {
+	if decodeBody(env.Body, &r) != nil {
 		return Outcome{Reason: ReasonBadBody}
 	}
-	manual := env.Kind == ledger.KindManual
+	return f.report(r, env.Kind == ledger.KindManual, m, seq, at)
+}
+
+// applyReports folds a batch of reports: each is one report, as if it
+// had its own envelope at the batch's position. Each counts against the
+// author's rate limit, and one refused (over the rate, in territory, ...)
+// does not refuse the others; the batch is accepted when its body is
+// well formed, and Refused counts the reports it did not fold.
+func (f *Fold) applyReports(env ledger.Envelope, m *member, seq uint64, at time.Time) Outcome {
+	var b ledger.Reports
+	if decodeBody(env.Body, &b) != nil || len(b.Reports) == 0 || len(b.Reports) > ledger.MaxReports {
+		return Outcome{Reason: ReasonBadBody}
+	}
+	out := Outcome{Accepted: true}
+	for _, r := range b.Reports {
+		if !f.allowReport(m, seq, at) {
+			out.Refused++
+			f.count(env, seq, ReasonRateLimit)
+			continue
+		}
+		o := f.report(r, false, m, seq, at)
+		if !o.Accepted {
+			out.Refused++
+			f.count(env, seq, o.Reason)
+			continue
+		}
+		out.Changes = append(out.Changes, o.Changes...)
+	}
+	return out
+}
+
+// report folds one report (or manual decision) by m at stream position
+// seq.
+func (f *Fold) report(r ledger.Report, manual bool, m *member, seq uint64, at time.Time) Outcome {
+	if !r.Value.IsValid() || r.Duration <= 0 {
+		return Outcome{Reason: ReasonBadBody}
+	}
 	scenario := r.Scenario
 	if manual {
 		scenario = "manual"

@@ -56,14 +56,26 @@ func LedgerIn(t testing.TB, ns, data string) ([]LedgerEntry, bool) {
 	return out[:rep.Entries], rep.OK
 }
 
-// ReportsByValue counts accepted reports (KindReport) per value, as their
-// summaries name it ("198.18.0.1/32 ban ssh-refused-conn for ...").
+// ReportsByValue counts accepted reports per value, alone (KindReport)
+// or in a batch (KindReports), as their summaries name it
+// ("198.18.0.1/32 ban ssh-refused-conn for ...", "2 reports: 198.18.0.1/32
+// ban ...; 198.18.0.2/32 ban ...").
 func ReportsByValue(es []LedgerEntry) map[string]int {
 	out := map[string]int{}
+	count := func(summary string) {
+		if f := strings.Fields(summary); len(f) > 0 {
+			out[strings.TrimSuffix(f[0], "/32")]++
+		}
+	}
 	for _, e := range es {
-		if e.Kind == "report" && e.Accepted {
-			if f := strings.Fields(e.Summary); len(f) > 0 {
-				out[strings.TrimSuffix(f[0], "/32")]++
+		switch {
+		case !e.Accepted:
+		case e.Kind == "report":
+			count(e.Summary)
+		case e.Kind == "reports":
+			_, list, _ := strings.Cut(e.Summary, ": ")
+			for _, one := range strings.Split(list, "; ") {
+				count(one)
 			}
 		}
 	}

@@ -18,6 +18,10 @@ import (
 // rejects anything larger and Seal refuses to make it.
 const MaxEnvelopeSize = 64 << 10
 
+// ErrTooLarge is what Seal's error wraps when the envelope would exceed
+// MaxEnvelopeSize: a batch of reports that is too large can be split.
+var ErrTooLarge = errors.New("envelope too large")
+
 // The canonical encoding of an envelope is what encoding/json makes of the
 // Envelope struct: its fields in declaration order, no white space, Time
 // in RFC 3339 with nanoseconds and "Z", Sig in standard base64, and Body
@@ -37,6 +41,7 @@ var payloads = map[Kind]reflect.Type{
 	KindCharter:      nil,
 	KindAdmission:    reflect.TypeFor[Admission](),
 	KindReport:       reflect.TypeFor[Report](),
+	KindReports:      reflect.TypeFor[Reports](),
 	KindSighting:     reflect.TypeFor[Sighting](),
 	KindManual:       reflect.TypeFor[Report](),
 	KindLift:         reflect.TypeFor[Lift](),
@@ -127,7 +132,7 @@ func Seal(id Identity, chain *Chain, alliance string, kind Kind, body any, at ti
 	}
 	e.Sig = ed25519.Sign(id.Private, e.SigningBytes())
 	if n := len(e.Encode()); n > MaxEnvelopeSize {
-		return Envelope{}, fmt.Errorf("seal %s: envelope is %d bytes, the limit is %d", kind, n, MaxEnvelopeSize)
+		return Envelope{}, fmt.Errorf("seal %s: %w: %d bytes, the limit is %d", kind, ErrTooLarge, n, MaxEnvelopeSize)
 	}
 	chain.Seq, chain.Last = e.Seq, e.ID()
 	return e, nil
@@ -265,8 +270,14 @@ func (e Envelope) check(signed bool) error {
 		if len(e.Body) == 0 || e.Body[0] != '{' || !json.Valid(e.Body) {
 			return fmt.Errorf("%s body is not a JSON object", e.Kind)
 		}
-	} else if err := canonical(e.Body, reflect.New(want).Interface()); err != nil {
-		return fmt.Errorf("%s body: %w", e.Kind, err)
+	} else {
+		v := reflect.New(want).Interface()
+		if err := canonical(e.Body, v); err != nil {
+			return fmt.Errorf("%s body: %w", e.Kind, err)
+		}
+		if b, ok := v.(*Reports); ok && (len(b.Reports) == 0 || len(b.Reports) > MaxReports) {
+			return fmt.Errorf("%s body: %d reports, want 1 to %d", e.Kind, len(b.Reports), MaxReports)
+		}
 	}
 	if signed && len(e.Sig) != ed25519.SignatureSize {
 		return fmt.Errorf("signature is %d bytes, want %d", len(e.Sig), ed25519.SignatureSize)

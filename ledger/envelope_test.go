@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -110,6 +111,7 @@ func TestEveryKindRoundTrips(t *testing.T) {
 	bodies := map[Kind]any{
 		KindAdmission:    Admission{Member: id.ID, Name: "beta", PublicKey: id.Public, Role: RoleMember, Nonce: "n", Grant: []byte("g")},
 		KindReport:       sampleReport(),
+		KindReports:      Reports{Reports: []Report{sampleReport(), sampleReport()}},
 		KindManual:       Report{Value: netip.MustParsePrefix("198.51.100.0/24"), Type: phalanx.Ban, Scenario: "manual", Duration: time.Hour, Reason: "abuse report"},
 		KindSighting:     Sighting{Source: netip.MustParseAddr("2001:db8::1"), Scenario: "ssh-slow-bf", Events: 3, Since: t0},
 		KindLift:         Lift{Value: netip.MustParsePrefix("203.0.113.7/32"), Reason: "customer"},
@@ -490,4 +492,37 @@ func decodeAny(e Envelope) (any, error) {
 		return DecodeBody[KeyRotation](e)
 	}
 	return nil, nil
+}
+
+func TestReportsBatchBounds(t *testing.T) {
+	id := mustIdentity(t)
+	var c Chain
+	for _, n := range []int{0, MaxReports + 1} {
+		_, err := Seal(id, &c, alliance, KindReports, Reports{Reports: make([]Report, n)}, t0)
+		if err == nil {
+			t.Errorf("sealed a batch of %d reports", n)
+		}
+	}
+	// A batch over the size limit is refused with ErrTooLarge, so that
+	// the publisher can split it, and the chain does not move.
+	big := make([]Report, MaxReports)
+	for i := range big {
+		big[i] = sampleReport()
+		big[i].Evidence = []string{strings.Repeat("x", 400)}
+	}
+	before := c
+	_, err := Seal(id, &c, alliance, KindReports, Reports{Reports: big}, t0)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("sealing %d reports of 400-byte evidence: %v, want ErrTooLarge", len(big), err)
+	}
+	if c != before {
+		t.Fatalf("chain moved on a refused seal: %+v → %+v", before, c)
+	}
+	e, err := Seal(id, &c, alliance, KindReports, Reports{Reports: big[:100]}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode(e.Encode()); err != nil {
+		t.Fatalf("a batch of 100: %v", err)
+	}
 }

@@ -27,6 +27,7 @@ const (
 	KindCharter      Kind = "charter"       // the founding charter or a new version (author: a council member)
 	KindAdmission    Kind = "admission"     // a new member or protected party admitted
 	KindReport       Kind = "report"        // a member's detection: "I decided against X"
+	KindReports      Kind = "reports"       // several reports at once, under one signature
 	KindSighting     Kind = "sighting"      // below a member's own threshold: "I saw X fail N times"
 	KindManual       Kind = "manual"        // an operator's decision, same policy as a report
 	KindLift         Kind = "lift"          // an operator lifts a decision
@@ -69,6 +70,18 @@ type Report struct {
 	Evidence  []string             `json:"evidence,omitempty"`
 	Reason    string               `json:"reason,omitempty"` // manual decisions
 }
+
+// Reports is the body of KindReports: reports a member sealed together
+// because they were ready together (a burst of detections). Each one
+// counts as one report everywhere: the charter's rate limit, the
+// consultation policy, the evidence; only the signature is shared. It
+// holds 1 to MaxReports reports, within MaxEnvelopeSize.
+type Reports struct {
+	Reports []Report `json:"reports"`
+}
+
+// MaxReports is the most reports one KindReports envelope may carry.
+const MaxReports = 256
 
 // Sighting is the body of KindSighting: hostile events from a source that
 // stayed under the member's own threshold. Summed across members within

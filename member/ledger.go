@@ -37,6 +37,7 @@ type VerifiedEntry struct {
 	Accepted bool            `json:"accepted"`
 	Reason   string          `json:"reason,omitempty"`   // why the fold rejected it
 	Tampered bool            `json:"tampered,omitempty"` // the reason says forgery or replay, not policy
+	Refused  int             `json:"refused,omitempty"`  // reports of an accepted batch that were not folded (rate limit, territory, ...)
 	Summary  string          `json:"summary"`            // one line, attacker text escaped
 }
 
@@ -106,6 +107,7 @@ func (r *ledgerReader) judge(msg natsbus.Message) VerifiedEntry {
 		e.Summary = summarize(env)
 		out := r.fold.Apply(env, msg.Seq, msg.Time)
 		e.Accepted, e.Reason, e.Tampered = out.Accepted, out.Reason, !out.Accepted && Tampering(out.Reason)
+		e.Refused = out.Refused
 	}
 	if e.Accepted {
 		rep.Accepted++
@@ -261,6 +263,14 @@ func TailLedger(ctx context.Context, dir string, from uint64, log *slog.Logger, 
 	return nil
 }
 
+func summarizeReport(b ledger.Report) string {
+	s := fmt.Sprintf("%s %s %s for %s, %d events", b.Value, printable(string(b.Type)), printable(b.Scenario), b.Duration, b.Events)
+	if b.Reason != "" {
+		s += ": " + strconv.Quote(clip(b.Reason))
+	}
+	return s
+}
+
 // summarize is one line about an envelope for a person. Every string in a
 // body is its author's to choose, hence printable.
 func summarize(env ledger.Envelope) string {
@@ -271,11 +281,17 @@ func summarize(env ledger.Envelope) string {
 		if err != nil {
 			return bad(err)
 		}
-		s := fmt.Sprintf("%s %s %s for %s, %d events", b.Value, printable(string(b.Type)), printable(b.Scenario), b.Duration, b.Events)
-		if b.Reason != "" {
-			s += ": " + strconv.Quote(clip(b.Reason))
+		return summarizeReport(b)
+	case ledger.KindReports:
+		b, err := ledger.DecodeBody[ledger.Reports](env)
+		if err != nil {
+			return bad(err)
 		}
-		return s
+		each := make([]string, len(b.Reports))
+		for i, r := range b.Reports {
+			each[i] = summarizeReport(r)
+		}
+		return fmt.Sprintf("%d reports: %s", len(b.Reports), strings.Join(each, "; "))
 	case ledger.KindSighting:
 		b, err := ledger.DecodeBody[ledger.Sighting](env)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,6 +97,9 @@ type outgoing struct {
 	// rotate, with a KindKeyRotation, is the identity to sign with once
 	// the rotation is in the ledger (see admin.go).
 	rotate *ledger.Identity
+	// paced: the pace already counted it (a report put back in line when
+	// its batch was too large for one envelope).
+	paced bool
 }
 
 // published is what publishing one envelope gave.
@@ -406,19 +410,42 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 		return nil
 	}
 	chainErr := false
-	var paced reportBudget
+	var budget reportBudget
+	var held []outgoing // taken from the outbox, not sealed yet: the next in line
 	for {
 		var o outgoing
-		select {
-		case <-ctx.Done():
-			return nil
-		case o = <-m.out:
+		if len(held) > 0 {
+			o, held = held[0], held[1:]
+		} else {
+			select {
+			case <-ctx.Done():
+				return nil
+			case o = <-m.out:
+			}
 		}
-		if !m.pace(ctx, &paced, o.kind) {
+		if !o.paced && !m.pace(ctx, &budget, o.kind) {
 			return nil
 		}
+		batch := []outgoing{o}
+		if o.kind == ledger.KindReport {
+			batch, held = m.gatherReports(batch, held, &budget)
+		}
+		kind, body := batchBody(batch)
 		before := m.chain
-		env, err := ledger.Seal(m.id, &m.chain, m.alliance, o.kind, o.body, m.clock.Now().UTC())
+		env, err := ledger.Seal(m.id, &m.chain, m.alliance, kind, body, m.clock.Now().UTC())
+		for errors.Is(err, ledger.ErrTooLarge) && len(batch) > 1 {
+			// Too many long reports for one envelope: the second half
+			// goes first in line for the next one (already paced).
+			half := len(batch) / 2
+			back := slices.Clone(batch[half:])
+			for i := range back {
+				back[i].paced = true
+			}
+			held = append(back, held...)
+			batch = batch[:half]
+			kind, body = batchBody(batch)
+			env, err = ledger.Seal(m.id, &m.chain, m.alliance, kind, body, m.clock.Now().UTC())
+		}
 		if err == nil && o.rotate != nil {
 			// The new key is on disk before the envelope announcing it
 			// leaves: a crash in between is finished at the next start.
@@ -427,8 +454,10 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 			}
 		}
 		if err != nil {
-			if o.done != nil {
-				o.done <- published{err: fmt.Errorf("member: seal %s: %w", o.kind, err)}
+			for _, o := range batch {
+				if o.done != nil {
+					o.done <- published{err: fmt.Errorf("member: seal %s: %w", kind, err)}
+				}
 			}
 			continue
 		}
@@ -452,7 +481,7 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 			}
 			// The same ID is retried, so a publish that did land is not
 			// appended twice: the stream de-duplicates by it.
-			m.log.Warn("ledger: publish failed, retrying", "kind", o.kind, "err", err)
+			m.log.Warn("ledger: publish failed, retrying", "kind", kind, "err", err)
 			m.publishErr.Store(&err)
 			t := time.NewTimer(backoff)
 			select {
@@ -462,10 +491,10 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 			}
 		}
 		if err != nil {
-			p.err = fmt.Errorf("member: publish %s: %w", o.kind, err)
+			p.err = fmt.Errorf("member: publish %s: %w", kind, err)
 		} else {
 			m.publishErr.Store(nil)
-			m.stats.countSent(o.kind)
+			m.stats.countSent(kind)
 			if o.rotate != nil {
 				// Everything sealed from now on follows the rotation in
 				// the ledger, so it must carry the new key's signature.
@@ -475,11 +504,51 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 				}
 			}
 		}
-		if o.done != nil {
-			o.done <- p
+		for _, o := range batch {
+			if o.done != nil {
+				o.done <- p
+			}
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
+}
+
+// gatherReports adds to batch the reports queued right behind it (in held,
+// then in the outbox, without waiting) that the pace lets go now, up to
+// ledger.MaxReports: a burst of detections leaves as one envelope, one
+// signature for all, instead of one envelope each. It stops at the first
+// envelope of another kind, so the outbox's order is kept.
+func (m *Member) gatherReports(batch, held []outgoing, b *reportBudget) ([]outgoing, []outgoing) {
+	limit := m.reportLimit()
+	for len(batch) < ledger.MaxReports {
+		if len(held) == 0 {
+			select {
+			case o := <-m.out:
+				held = append(held, o)
+			default:
+				return batch, held
+			}
+		}
+		if held[0].kind != ledger.KindReport || !held[0].paced && !b.take(m.clock.Now(), limit, 0) {
+			return batch, held
+		}
+		batch = append(batch, held[0])
+		held = held[1:]
+	}
+	return batch, held
+}
+
+// batchBody is what a batch is sealed as: one outgoing as itself, several
+// reports as one KindReports.
+func batchBody(batch []outgoing) (ledger.Kind, any) {
+	if len(batch) == 1 {
+		return batch[0].kind, batch[0].body
+	}
+	rs := make([]ledger.Report, len(batch))
+	for i, o := range batch {
+		rs[i] = o.body.(ledger.Report)
+	}
+	return ledger.KindReports, ledger.Reports{Reports: rs}
 }
