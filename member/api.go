@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -153,9 +154,12 @@ func (m *Member) serveAPI(ctx context.Context) error {
 	if ap, err := netip.ParseAddrPort(l.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
 		m.log.Warn("member: the local API listens beyond loopback", "addr", l.Addr().String())
 	}
-	if err := writeFile(filepath.Join(m.dir, fileAPIAddr), []byte(l.Addr().String()+"\n"), 0o644); err != nil {
-		l.Close()
-		return err
+	l, written := m.announceAPI(l)
+	var retry <-chan time.Time
+	if !written {
+		t := time.NewTicker(apiAddrRetry)
+		defer t.Stop()
+		retry = t.C
 	}
 	srv := &http.Server{
 		Handler:           m.handler(),
@@ -172,16 +176,81 @@ func (m *Member) serveAPI(ctx context.Context) error {
 	m.readyOnce.Do(func() { close(m.ready) })
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("member: API: %w", err)
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-		<-errc
-		return nil
+	for {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("member: API: %w", err)
+		case <-retry:
+			if writeAPIAddr(m.dir, l.Addr().String()) == nil {
+				m.log.Info("member: api.addr written again; the CLI finds the local API", "addr", l.Addr().String())
+				retry = nil
+			}
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+			<-errc
+			return nil
+		}
 	}
+}
+
+// apiAddrRetry is how often api.addr is tried again after a failed write.
+const apiAddrRetry = time.Second
+
+func writeAPIAddr(dir, addr string) error {
+	return writeFile(filepath.Join(dir, fileAPIAddr), []byte(addr+"\n"), 0o644)
+}
+
+// announceAPI writes the address l listens on to api.addr, where the CLI
+// finds it, and reports whether the file names it. A data directory that
+// cannot take the file (a member restarted while its disk is still full)
+// does not stop the member: the API serves all the same. If the file left
+// by the last run names an address of the same host and the API may take
+// any port, l moves to that address, so the file is right as it stands;
+// otherwise the stale file is removed (the CLI would send the token to
+// whatever listens there now) and serveAPI writes it again once it can.
+func (m *Member) announceAPI(l net.Listener) (net.Listener, bool) {
+	addr := l.Addr().String()
+	path := filepath.Join(m.dir, fileAPIAddr)
+	err := writeAPIAddr(m.dir, addr)
+	if err == nil {
+		return l, true
+	}
+	old := ""
+	if b, rerr := os.ReadFile(path); rerr == nil {
+		old = strings.TrimSpace(string(b))
+	}
+	if old == addr {
+		return l, true
+	}
+	if reusablePort(m.api, old) {
+		if l2, lerr := net.Listen("tcp", old); lerr == nil {
+			l.Close()
+			m.log.Warn("member: cannot write api.addr; the local API listens again on the address it names from the last run. Free space in the data directory",
+				"addr", old, "err", err)
+			return l2, true
+		}
+	}
+	if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		m.log.Warn("member: cannot remove a stale api.addr", "err", rerr)
+	}
+	m.log.Warn("member: cannot write api.addr, so the CLI cannot find the local API until it is written (tried again every second). Free space in the data directory; "+
+		"meanwhile the API answers at addr with the token in api.token, and 'phalanx up --api ADDR' keeps its address fixed across restarts",
+		"addr", addr, "err", err)
+	return l, false
+}
+
+// reusablePort reports whether old, an address the API listened on
+// before, may serve where the configured listen address asks for any port
+// of the same host.
+func reusablePort(listen, old string) bool {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port != "0" || old == "" {
+		return false
+	}
+	oldHost, _, err := net.SplitHostPort(old)
+	return err == nil && oldHost == host
 }
 
 func (m *Member) handler() http.Handler {
