@@ -40,6 +40,13 @@ const (
 	publishTimeout = 5 * time.Second
 	outboxSize     = 1024
 	sightingEvery  = 5 * time.Second
+	// reportLinger is how long the publisher waits for more reports to
+	// seal with one in a burst (a report envelope sealed less than
+	// burstGap before): a few milliseconds of time to protect buy one
+	// signature, and one envelope to verify at every member, for tens of
+	// reports. The first report after a quiet spell leaves at once.
+	reportLinger = 20 * time.Millisecond
+	burstGap     = time.Second
 )
 
 // Member is one alliance member, opened from its data directory.
@@ -411,7 +418,8 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 	}
 	chainErr := false
 	var budget reportBudget
-	var held []outgoing // taken from the outbox, not sealed yet: the next in line
+	var held []outgoing       // taken from the outbox, not sealed yet: the next in line
+	var lastReports time.Time // when the last report envelope was sealed
 	for {
 		var o outgoing
 		if len(held) > 0 {
@@ -428,7 +436,12 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 		}
 		batch := []outgoing{o}
 		if o.kind == ledger.KindReport {
-			batch, held = m.gatherReports(batch, held, &budget)
+			var until time.Time
+			if now := m.clock.Now(); now.Sub(lastReports) < burstGap {
+				until = now.Add(reportLinger)
+			}
+			batch, held = m.gatherReports(ctx, batch, held, &budget, until)
+			lastReports = m.clock.Now()
 		}
 		kind, body := batchBody(batch)
 		before := m.chain
@@ -516,19 +529,36 @@ func (m *Member) publisher(ctx context.Context, bus *natsbus.Bus) error {
 }
 
 // gatherReports adds to batch the reports queued right behind it (in held,
-// then in the outbox, without waiting) that the pace lets go now, up to
-// ledger.MaxReports: a burst of detections leaves as one envelope, one
-// signature for all, instead of one envelope each. It stops at the first
-// envelope of another kind, so the outbox's order is kept.
-func (m *Member) gatherReports(batch, held []outgoing, b *reportBudget) ([]outgoing, []outgoing) {
+// then in the outbox) that the pace lets go now, up to ledger.MaxReports:
+// a burst of detections leaves as one envelope, one signature for all,
+// instead of one envelope each. It waits for more until until (zero: it
+// takes only what is queued), and stops at the first envelope of another
+// kind, so the outbox's order is kept.
+func (m *Member) gatherReports(ctx context.Context, batch, held []outgoing, b *reportBudget, until time.Time) ([]outgoing, []outgoing) {
 	limit := m.reportLimit()
+	var timeout <-chan time.Time
+	if d := until.Sub(m.clock.Now()); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
 	for len(batch) < ledger.MaxReports {
 		if len(held) == 0 {
 			select {
 			case o := <-m.out:
 				held = append(held, o)
 			default:
-				return batch, held
+				if timeout == nil {
+					return batch, held
+				}
+				select {
+				case o := <-m.out:
+					held = append(held, o)
+				case <-timeout:
+					return batch, held
+				case <-ctx.Done():
+					return batch, held
+				}
 			}
 		}
 		if held[0].kind != ledger.KindReport || !held[0].paced && !b.take(m.clock.Now(), limit, 0) {

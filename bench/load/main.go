@@ -52,7 +52,9 @@ import (
 type Config struct {
 	Members   int
 	Reporters int
-	Rate      int // reports a second, all reporters together
+	Rate      int           // reports a second, all reporters together
+	Batch     int           // most reports per envelope (1: one envelope each); 0: ledger.MaxReports
+	Linger    time.Duration // how long a reporter in a burst waits for more reports to seal together
 	Duration  time.Duration
 	InProc    bool          // members as goroutines rather than processes
 	Drain     time.Duration // how long members may take to catch up at the end
@@ -69,6 +71,7 @@ type Result struct {
 	TargetRate     int            `json:"target_rate"`
 	Duration       string         `json:"duration"`
 	Published      int64          `json:"published"` // acknowledged by the stream
+	Envelopes      int64          `json:"envelopes"` // the envelopes that carried them
 	PublishErrors  int64          `json:"publish_errors"`
 	AchievedRate   float64        `json:"achieved_rate"`
 	LastSeq        uint64         `json:"last_seq"`
@@ -89,6 +92,8 @@ func main() {
 	flag.IntVar(&c.Members, "members", 3, "member runtimes folding the ledger")
 	flag.IntVar(&c.Reporters, "reporters", 20, "reporting identities the rate is spread over (listed in the charter)")
 	flag.IntVar(&c.Rate, "rate", 10000, "reports a second, all reporters together")
+	flag.IntVar(&c.Batch, "batch", ledger.MaxReports, "most reports one envelope carries: a reporter seals every report already due together, as a member does with a burst (1: one envelope per report)")
+	flag.DurationVar(&c.Linger, "linger", 20*time.Millisecond, "how long a reporter in a burst waits for more reports to seal together (the member's publisher waits 20ms)")
 	flag.DurationVar(&c.Duration, "duration", 5*time.Minute, "how long to publish")
 	flag.DurationVar(&c.Drain, "drain", 10*time.Minute, "how long members may take to catch up once publishing stops")
 	flag.BoolVar(&c.InProc, "inproc", false, "run members as goroutines in this process instead of child processes")
@@ -135,7 +140,7 @@ func main() {
 func printResult(w io.Writer, r Result) {
 	fmt.Fprintf(w, "%s  %d members, %d reporters (charter max %d reports/min each), target %d reports/s for %s\n",
 		r.Date, r.Members, r.Reporters, r.MaxPerMinute, r.TargetRate, r.Duration)
-	fmt.Fprintf(w, "published %d (errors %d), achieved %.0f reports/s; ledger at seq %d\n", r.Published, r.PublishErrors, r.AchievedRate, r.LastSeq)
+	fmt.Fprintf(w, "published %d (errors %d) in %d envelopes, achieved %.0f reports/s; ledger at seq %d\n", r.Published, r.PublishErrors, r.Envelopes, r.AchievedRate, r.LastSeq)
 	fmt.Fprintf(w, "hub+reporters: peak RSS %.0f MB, CPU %.1f s; wall %.0f s; load average at end %s (%d CPUs, %.0f GB)\n",
 		r.HubPeakRSSMB, r.HubCPUSeconds, r.WallSeconds, r.LoadAverage1m, r.MachineCPUs, r.MachineMemoryG)
 	fmt.Fprintf(w, "%-18s %9s %9s %6s %9s %9s %9s %9s %9s %8s %9s\n", "member", "expected", "present", "lost", "ttp_p50", "ttp_p99", "ttp_max", "catchup", "rss_mb", "heap_mb", "cpu_s")
@@ -150,6 +155,13 @@ func printResult(w io.Writer, r Result) {
 		}
 	}
 	fmt.Fprintf(w, "missing at the worst member: %d\n", r.LostAnyMember)
+}
+
+// report is the i-th report, due (detected) at due.
+func report(i int64, due time.Time) ledger.Report {
+	due = due.UTC()
+	return ledger.Report{Value: netip.PrefixFrom(addrOf(i), 32), Type: phalanx.Ban, Scenario: "ssh-bf",
+		Duration: 2 * time.Hour, FirstSeen: due, LastSeen: due, Events: 6}
 }
 
 // addrOf is the address the i-th report is against: distinct for every
@@ -172,6 +184,9 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	}
 	if c.Drain <= 0 {
 		c.Drain = 10 * time.Minute
+	}
+	if c.Batch <= 0 || c.Batch > ledger.MaxReports {
+		c.Batch = ledger.MaxReports
 	}
 	logf := func(format string, a ...any) {
 		if c.Log != nil {
@@ -254,7 +269,7 @@ func Run(ctx context.Context, c Config) (Result, error) {
 
 	// The reporters: one goroutine per identity (its chain must advance in
 	// order), paced together so that report i leaves at start + i/rate.
-	var next, published, failed atomic.Int64
+	var next, published, failed, envelopes atomic.Int64
 	total := int64(c.Rate) * int64(c.Duration) / int64(time.Second)
 	pubStart := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, c.Duration)
@@ -265,23 +280,47 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		go func() {
 			defer wg.Done()
 			var chain ledger.Chain
+			var lastSeal time.Time
+			due := func(i int64) time.Time { return pubStart.Add(time.Duration(i) * time.Second / time.Duration(c.Rate)) }
 			for {
 				i := next.Add(1) - 1
 				if i >= total || pctx.Err() != nil {
 					return
 				}
-				if d := time.Until(pubStart.Add(time.Duration(i) * time.Second / time.Duration(c.Rate))); d > 0 {
+				// What a member's publisher does in a burst (a report
+				// envelope sealed less than a second before): it waits
+				// -linger for more, and every report due by then leaves
+				// with this one, in one envelope (up to -batch). LastSeen
+				// is when the report was due, so time to protect includes
+				// the wait.
+				leave := due(i)
+				if c.Batch > 1 && time.Since(lastSeal) < time.Second {
+					leave = leave.Add(c.Linger)
+				}
+				if d := time.Until(leave); d > 0 {
 					select {
 					case <-time.After(d):
 					case <-pctx.Done():
 						return
 					}
 				}
+				reports := []ledger.Report{report(i, due(i))}
+				for len(reports) < c.Batch {
+					j := next.Load()
+					if j >= total || due(j).After(time.Now()) || !next.CompareAndSwap(j, j+1) {
+						break
+					}
+					reports = append(reports, report(j, due(j)))
+				}
 				at := time.Now().UTC()
-				env, err := ledger.Seal(id, &chain, allianceID, ledger.KindReport, ledger.Report{
-					Value: netip.PrefixFrom(addrOf(i), 32), Type: phalanx.Ban, Scenario: "ssh-bf",
-					Duration: 2 * time.Hour, FirstSeen: at, LastSeen: at, Events: 6,
-				}, at)
+				lastSeal = at
+				var env ledger.Envelope
+				var err error
+				if len(reports) == 1 {
+					env, err = ledger.Seal(id, &chain, allianceID, ledger.KindReport, reports[0], at)
+				} else {
+					env, err = ledger.Seal(id, &chain, allianceID, ledger.KindReports, ledger.Reports{Reports: reports}, at)
+				}
 				if err == nil {
 					// Not pctx: a report in flight when the time is up is
 					// waited for, so that published counts exactly what
@@ -294,10 +333,11 @@ func Run(ctx context.Context, c Config) (Result, error) {
 					// The chain moved on sealing: a report that never
 					// reached the stream leaves a gap the fold refuses
 					// everything after. Count it and stop this reporter.
-					failed.Add(1)
+					failed.Add(int64(len(reports)))
 					return
 				}
-				published.Add(1)
+				published.Add(int64(len(reports)))
+				envelopes.Add(1)
 			}
 		}()
 	}
@@ -326,7 +366,7 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	res := Result{
 		Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), Members: c.Members, Reporters: c.Reporters,
 		MaxPerMinute: ch.Policy.MaxReportsPerMinute, TargetRate: c.Rate, Duration: c.Duration.String(),
-		Published: published.Load(), PublishErrors: failed.Load(),
+		Published: published.Load(), PublishErrors: failed.Load(), Envelopes: envelopes.Load(),
 		AchievedRate: float64(published.Load()) / elapsed.Seconds(), LastSeq: lastSeq, InProc: c.InProc,
 	}
 	// Every address below next was either published or counted as failed;
