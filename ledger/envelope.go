@@ -127,7 +127,7 @@ func Seal(id Identity, chain *Chain, alliance string, kind Kind, body any, at ti
 		Time:     at.UTC(),
 		Body:     b,
 	}
-	if err := e.check(false); err != nil {
+	if _, err := e.check(false); err != nil {
 		return Envelope{}, fmt.Errorf("seal: %w", err)
 	}
 	e.Sig = ed25519.Sign(id.Private, e.SigningBytes())
@@ -175,20 +175,27 @@ func (e Envelope) ID() string {
 // signature). It does not verify the signature: that needs the author's
 // key (Verify).
 func Decode(b []byte) (Envelope, error) {
+	e, _, err := decode(b)
+	return e, err
+}
+
+// decode is Decode, also returning the decoded payload (see check).
+func decode(b []byte) (Envelope, any, error) {
 	if len(b) > MaxEnvelopeSize {
-		return Envelope{}, fmt.Errorf("envelope: %d bytes, the limit is %d", len(b), MaxEnvelopeSize)
+		return Envelope{}, nil, fmt.Errorf("envelope: %d bytes, the limit is %d", len(b), MaxEnvelopeSize)
 	}
 	var e Envelope
 	if err := strictUnmarshal(b, &e); err != nil {
-		return Envelope{}, fmt.Errorf("envelope: %w", err)
+		return Envelope{}, nil, fmt.Errorf("envelope: %w", err)
 	}
-	if err := e.check(true); err != nil {
-		return Envelope{}, fmt.Errorf("envelope: %w", err)
+	payload, err := e.check(true)
+	if err != nil {
+		return Envelope{}, nil, fmt.Errorf("envelope: %w", err)
 	}
 	if !bytes.Equal(e.Encode(), b) {
-		return Envelope{}, errors.New("envelope: not in canonical form")
+		return Envelope{}, nil, errors.New("envelope: not in canonical form")
 	}
-	return e, nil
+	return e, payload, nil
 }
 
 // Verify checks that e is well formed and that Sig is pub's signature of
@@ -201,7 +208,7 @@ func (e Envelope) Verify(pub ed25519.PublicKey) error {
 	if len(pub) != ed25519.PublicKeySize {
 		return fmt.Errorf("verify: public key is %d bytes, want %d", len(pub), ed25519.PublicKeySize)
 	}
-	if err := e.check(true); err != nil {
+	if _, err := e.check(true); err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
 	msg := e.SigningBytes()
@@ -233,56 +240,60 @@ func DecodeBody[T any](e Envelope) (T, error) {
 	return v, nil
 }
 
-// check validates e's fields; signed says whether Sig must be present.
-func (e Envelope) check(signed bool) error {
+// check validates e's fields; signed says whether Sig must be present. It
+// returns the body decoded into a pointer to the kind's payload type (nil
+// for KindCharter's).
+func (e Envelope) check(signed bool) (any, error) {
 	want, ok := payloads[e.Kind]
 	if !ok {
-		return fmt.Errorf("unknown kind %q", clip(string(e.Kind)))
+		return nil, fmt.Errorf("unknown kind %q", clip(string(e.Kind)))
 	}
 	if e.Alliance == "" {
 		if e.Kind != KindCharter || e.Seq != 1 {
-			return fmt.Errorf("%s envelope without an alliance (only the founding charter has none)", e.Kind)
+			return nil, fmt.Errorf("%s envelope without an alliance (only the founding charter has none)", e.Kind)
 		}
 	} else if !isLowerHex(e.Alliance, 64) {
-		return fmt.Errorf("alliance %q is not an envelope ID (64 lowercase hex characters)", clip(e.Alliance))
+		return nil, fmt.Errorf("alliance %q is not an envelope ID (64 lowercase hex characters)", clip(e.Alliance))
 	}
 	if err := e.Author.Check(); err != nil {
-		return fmt.Errorf("author: %w", err)
+		return nil, fmt.Errorf("author: %w", err)
 	}
 	switch {
 	case e.Seq == 0:
-		return errors.New("seq 0: an author's first envelope has seq 1")
+		return nil, errors.New("seq 0: an author's first envelope has seq 1")
 	case e.Seq == 1 && e.Prev != "":
-		return errors.New("seq 1 with a prev: an author's first envelope has none")
+		return nil, errors.New("seq 1 with a prev: an author's first envelope has none")
 	case e.Seq > 1 && !isLowerHex(e.Prev, 64):
-		return fmt.Errorf("seq %d: prev %q is not an envelope ID (64 lowercase hex characters)", e.Seq, clip(e.Prev))
+		return nil, fmt.Errorf("seq %d: prev %q is not an envelope ID (64 lowercase hex characters)", e.Seq, clip(e.Prev))
 	}
 	if e.Time.IsZero() {
-		return errors.New("zero time")
+		return nil, errors.New("zero time")
 	}
 	if e.Time.Location() != time.UTC {
-		return fmt.Errorf("time %s is not in UTC", e.Time)
+		return nil, fmt.Errorf("time %s is not in UTC", e.Time)
 	}
 	if y := e.Time.Year(); y < 1 || y > 9999 {
-		return fmt.Errorf("time %s is out of range", e.Time)
+		return nil, fmt.Errorf("time %s is out of range", e.Time)
 	}
 	if want == nil {
 		if len(e.Body) == 0 || e.Body[0] != '{' || !json.Valid(e.Body) {
-			return fmt.Errorf("%s body is not a JSON object", e.Kind)
+			return nil, fmt.Errorf("%s body is not a JSON object", e.Kind)
 		}
-	} else {
-		v := reflect.New(want).Interface()
+	}
+	var v any
+	if want != nil {
+		v = reflect.New(want).Interface()
 		if err := canonical(e.Body, v); err != nil {
-			return fmt.Errorf("%s body: %w", e.Kind, err)
+			return nil, fmt.Errorf("%s body: %w", e.Kind, err)
 		}
 		if b, ok := v.(*Reports); ok && (len(b.Reports) == 0 || len(b.Reports) > MaxReports) {
-			return fmt.Errorf("%s body: %d reports, want 1 to %d", e.Kind, len(b.Reports), MaxReports)
+			return nil, fmt.Errorf("%s body: %d reports, want 1 to %d", e.Kind, len(b.Reports), MaxReports)
 		}
 	}
 	if signed && len(e.Sig) != ed25519.SignatureSize {
-		return fmt.Errorf("signature is %d bytes, want %d", len(e.Sig), ed25519.SignatureSize)
+		return nil, fmt.Errorf("signature is %d bytes, want %d", len(e.Sig), ed25519.SignatureSize)
 	}
-	return nil
+	return v, nil
 }
 
 // canonical decodes b strictly into v (a pointer) and checks that b is

@@ -429,6 +429,7 @@ func FuzzDecode(f *testing.F) {
 	}{
 		{KindCharter, map[string]string{"name": "x"}},
 		{KindReport, sampleReport()},
+		{KindReports, Reports{Reports: []Report{sampleReport(), sampleReport()}}},
 		{KindHeartbeat, Heartbeat{Applied: 7}},
 		{KindCeasefire, Ceasefire{ID: "c", Until: t0, Scope: netip.MustParsePrefix("10.0.0.0/8"), Reason: "r"}},
 	} {
@@ -456,6 +457,18 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal("accepted envelope without an ID or signature")
 		}
 		e.Verify(id.Public) // must not panic
+		// What a member folds: the same envelope, ID and signed bytes,
+		// and the same verdict on a signature.
+		r, err := DecodeReceived(b)
+		if err != nil {
+			t.Fatalf("Decode accepted what DecodeReceived refuses: %v", err)
+		}
+		if got := r.Envelope(); !bytes.Equal(got.Encode(), b) || r.ID() != e.ID() || !bytes.Equal(r.signingBytes(), e.SigningBytes()) {
+			t.Fatalf("Received differs from the envelope: id %s/%s, signing bytes %q/%q", r.ID(), e.ID(), r.signingBytes(), e.SigningBytes())
+		}
+		if (r.Verify(id.Public) == nil) != (e.Verify(id.Public) == nil) {
+			t.Fatal("Received and Envelope verify differently")
+		}
 		if e.Kind != KindCharter {
 			// The body is canonical for its kind.
 			_, err := decodeAny(e)
@@ -472,6 +485,8 @@ func decodeAny(e Envelope) (any, error) {
 		return DecodeBody[Admission](e)
 	case KindReport, KindManual:
 		return DecodeBody[Report](e)
+	case KindReports:
+		return DecodeBody[Reports](e)
 	case KindSighting:
 		return DecodeBody[Sighting](e)
 	case KindLift:
@@ -524,5 +539,58 @@ func TestReportsBatchBounds(t *testing.T) {
 	}
 	if _, err := Decode(e.Encode()); err != nil {
 		t.Fatalf("a batch of 100: %v", err)
+	}
+}
+
+// A Received verifies as its envelope does: with its author's key, not
+// with another, not once its signature or body is changed; and its
+// payload is the body, decoded.
+func TestReceived(t *testing.T) {
+	id, other := mustIdentity(t), mustIdentity(t)
+	var c Chain
+	e := mustSeal(t, id, &c, KindReports, Reports{Reports: []Report{sampleReport(), sampleReport()}})
+	r, err := DecodeReceived(e.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Verify(id.Public); err != nil {
+		t.Fatalf("own key: %v", err)
+	}
+	if r.Verify(other.Public) == nil {
+		t.Fatal("verified with another member's key")
+	}
+	if b, ok := r.Payload().(*Reports); !ok || len(b.Reports) != 2 || !reflect.DeepEqual(b.Reports[0], sampleReport()) {
+		t.Fatalf("payload %#v", r.Payload())
+	}
+	if r.ID() != e.ID() || r.Kind() != KindReports || r.Author() != id.ID || r.Seq() != e.Seq || !r.Time().Equal(e.Time) {
+		t.Fatal("fields differ from the envelope's")
+	}
+	// Changing the copy Envelope returns changes nothing.
+	cp := r.Envelope()
+	cp.Sig[0] ^= 1
+	cp.Body[2] = 'X'
+	if err := r.Verify(id.Public); err != nil {
+		t.Fatalf("after changing a copy: %v", err)
+	}
+	// A forged signature, and a body changed after signing.
+	forged := e
+	forged.Sig = append([]byte(nil), e.Sig...)
+	forged.Sig[5] ^= 1
+	if Receive(forged).Verify(id.Public) == nil {
+		t.Fatal("verified a forged signature")
+	}
+	changed := e
+	changed.Body = []byte(strings.Replace(string(e.Body), "203.0.113.7", "203.0.113.8", 1))
+	if string(changed.Body) == string(e.Body) {
+		t.Fatal("test: the body did not change")
+	}
+	if Receive(changed).Verify(id.Public) == nil {
+		t.Fatal("verified a body changed after signing")
+	}
+	// Not well formed: Receive keeps the reason, Verify says it.
+	bad := e
+	bad.Kind = "nonsense"
+	if err := Receive(bad).Verify(id.Public); err == nil || !strings.Contains(err.Error(), "unknown kind") {
+		t.Fatalf("malformed envelope: %v", err)
 	}
 }
