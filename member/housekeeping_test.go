@@ -6,10 +6,15 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/phalanx-defence/phalanx"
+	"github.com/phalanx-defence/phalanx/charter"
 	"github.com/phalanx-defence/phalanx/ledger"
 )
 
@@ -100,5 +105,88 @@ func TestSnapshotOnlyWhenTheFoldMoved(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("no snapshot after the fold moved: %v", err)
+	}
+}
+
+// TestMemberHeap measures a member's heap per decision held, with the
+// embedded hub in the same process: PHALANX_MEMBER_HEAP=200000 go test
+// -run TestMemberHeap ./member (with PHALANX_MEMBER_HEAP_PROFILE=FILE for
+// a heap profile at the end). A second member publishes that many reports,
+// each against a distinct address, in batches; the member folds them, and
+// the test takes the heap after a GC with the member still running, and
+// the peak HeapInuse seen every 100 ms meanwhile (a snapshot and the
+// periodic reconciles included).
+func TestMemberHeap(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("PHALANX_MEMBER_HEAP"))
+	if n <= 0 {
+		t.Skip("set PHALANX_MEMBER_HEAP to the number of decisions")
+	}
+	a := newTestAlliance(t, 2, func(c *charter.Charter) { c.Policy.MaxReportsPerMinute = 1_000_000 })
+	m := a.ms[0].m
+	a.ms[1].stop(t)
+	r := openRogue(t, a.dirs[1])
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	start := time.Now()
+	var last uint64
+	for i := 0; i < n; i += ledger.MaxReports {
+		var b ledger.Reports
+		now := time.Now().UTC()
+		for j := i; j < min(n, i+ledger.MaxReports); j++ {
+			b.Reports = append(b.Reports, ledger.Report{Value: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(j >> 16), byte(j >> 8), byte(j)}), 32),
+				Type: phalanx.Ban, Scenario: "ssh-bf", Duration: 2 * time.Hour, FirstSeen: now, LastSeen: now, Events: 6})
+		}
+		last = r.publish(t, r.seal(t, ledger.KindReports, b, now))
+	}
+	waitApplied(t, []*Member{m}, last, 10*time.Minute)
+	folded := time.Since(start)
+	t0 := time.Now()
+	m.reconcileChanged(m.reconcileMark())
+	t1 := time.Now()
+	m.reconcile()
+	t2 := time.Now()
+	if err := m.saveSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("periodic reconcile with nothing changed %v, full reconcile %v, snapshot %v",
+		t1.Sub(t0).Round(time.Microsecond), t2.Sub(t1).Round(time.Millisecond), time.Since(t2).Round(time.Millisecond))
+	close(stop)
+	<-sampled
+	if held := m.ds.Len(); held < n {
+		t.Fatalf("the member holds %d decisions of %d", held, n)
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("%d decisions folded in %v: heap in use %.0f MB (%.0f B/decision) after a GC, peak %.0f MB (%.0f B/decision)",
+		n, folded.Round(time.Second), float64(ms.HeapInuse)/(1<<20), float64(ms.HeapInuse)/float64(n),
+		float64(peak.Load())/(1<<20), float64(peak.Load())/float64(n))
+	if path := os.Getenv("PHALANX_MEMBER_HEAP_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
