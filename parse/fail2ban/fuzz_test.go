@@ -78,6 +78,7 @@ func FuzzTranslate(f *testing.F) {
 	f.Add(`^(?P<q>"?)\S+(?P=q) <ADDR>{,3}\Z`)
 	f.Add(`(?i)a(?=b)(?<!c)(?(q)x|y)(?>z)x*+\1\u00e9\x41[]a\]\w-]`)
 	f.Add(`[^\s\]]+ (?#comment)(?aiu:x)\0\012 <SUBNET> <F-ID>\w+</F-ID> <SKIPLINES>`)
+	f.Add(`(?P<a>x)(['"])\2(?(1)y|z)(?(a)y)\1\101 <ADDR>(?P=ip4)`)
 	f.Fuzz(func(t *testing.T, py string) {
 		exp := expandTags(py, "warn")
 		tr := translate(exp, dialectRE2)
@@ -106,6 +107,7 @@ func FuzzLoadFilterBytes(f *testing.F) {
 	}
 	f.Add([]byte("[Definition]\nfailregex = <HOST>\nmaxlines = 3\ndatepattern = ^%%Y %Y-%m-%d\n             {^LN-BEG}EPOCH\n"))
 	f.Add([]byte("[Definition]\nfailregex = ^<a> <F-ID>x</F-ID>\na = <b>\nb = <a>\n"))
+	f.Add([]byte("[Definition]\nfailregex = (['\"])<F-USER>\\w+</F-USER>\\1 from <HOST>(?(1)$|x)\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		flt, err := LoadFilterBytes(data, "fuzz", map[string]string{"mode": "aggressive"}, LoadOptions{Location: time.UTC})
 		if err != nil {

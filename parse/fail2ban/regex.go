@@ -3,6 +3,7 @@ package fail2ban
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -111,11 +112,11 @@ type translation struct {
 // the target dialect. For RE2 it lists every construct RE2 cannot run;
 // for .NET only what neither engine can.
 func translate(py string, d dialect) translation {
-	t := translator{src: py, d: d}
+	t := translator{src: py, d: d, groups: scanGroups(py)}
 	t.run()
-	if d == dialectRE2 && len(t.problems) > 0 && len(t.backrefs) > 0 {
+	if d == dialectRE2 && len(t.problems) > 0 && len(t.backrefs) > 0 && !t.refused {
 		if out, ok := expandBackrefs(py); ok {
-			t2 := translator{src: out, d: d}
+			t2 := translator{src: out, d: d, groups: scanGroups(out)}
 			t2.run()
 			if len(t2.problems) == 0 {
 				return translation{expr: t2.out.String()}
@@ -144,10 +145,145 @@ type translator struct {
 	out      strings.Builder
 	problems []string
 	backrefs []string // names referenced by (?P=name)
+	groups   pyGroups
+	refused  bool // a reference Python refuses, or one that cannot be kept
 }
 
 func (t *translator) problem(format string, args ...any) {
 	t.problems = append(t.problems, fmt.Sprintf(format, args...))
+}
+
+// refuse records a problem no engine or rewriting gets around.
+func (t *translator) refuse(format string, args ...any) {
+	t.refused = true
+	t.problem(format, args...)
+}
+
+// pyGroup is one capturing group of a Python expression.
+type pyGroup struct {
+	name        string // "" when unnamed
+	open, close int    // offsets of its "(" and ")"; close is -1 when unterminated
+	netNum      int    // an unnamed group's number in regexp2
+}
+
+// pyGroups are an expression's capturing groups in Python's numbering:
+// list[n-1] is group n, counted by opening parenthesis, named or not.
+// regexp2 (like .NET) numbers the unnamed groups first and the named ones
+// after them, so a numbered reference is rewritten: \k<name> for a named
+// group, the regexp2 number for an unnamed one.
+type pyGroups struct {
+	list  []pyGroup
+	names map[string]int // how many groups carry each name
+}
+
+// scanGroups lists the capturing groups of s as the translator reads it.
+func scanGroups(s string) pyGroups {
+	g := pyGroups{names: map[string]int{}}
+	var stack []int // index in g.list, or -1 for a group that captures nothing
+	unnamed := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '[':
+			i = classEnd(s, i)
+		case ')':
+			if n := len(stack); n > 0 {
+				if k := stack[n-1]; k >= 0 {
+					g.list[k].close = i
+				}
+				stack = stack[:n-1]
+			}
+		case '(':
+			rest := s[i:]
+			switch {
+			case strings.HasPrefix(rest, "(?P<"):
+				end := strings.IndexByte(rest, '>')
+				if end < 0 {
+					return g // the translator reports it
+				}
+				name := rest[4:end]
+				g.list = append(g.list, pyGroup{name: name, open: i, close: -1})
+				g.names[name]++
+				stack = append(stack, len(g.list)-1)
+				i += end
+			case strings.HasPrefix(rest, "(?#"), strings.HasPrefix(rest, "(?("):
+				// A comment, or a condition: its ")" closes no group.
+				end := strings.IndexByte(rest[2:], ')')
+				if end < 0 {
+					return g
+				}
+				if rest[2] == '(' {
+					stack = append(stack, -1)
+				}
+				i += 2 + end
+			case strings.HasPrefix(rest, "(?"):
+				stack = append(stack, -1)
+			default:
+				unnamed++
+				g.list = append(g.list, pyGroup{open: i, close: -1, netNum: unnamed})
+				stack = append(stack, len(g.list)-1)
+			}
+		}
+	}
+	return g
+}
+
+// named returns the group called name that opens before offset at, as
+// Python resolves a name: it refuses a name defined only later.
+func (g pyGroups) named(name string, at int) (pyGroup, bool) {
+	for _, x := range g.list {
+		if x.name == name && x.open < at {
+			return x, true
+		}
+	}
+	return pyGroup{}, false
+}
+
+// mergedRef is why a reference to a name several groups share cannot be
+// kept: Python has one group per name (it refuses a second), so the name
+// was shared by renaming — a rule's source_name is <HOST>'s ip4, ip6 and
+// dns at once — and what the shared name holds is not what the one group
+// held.
+const mergedRef = "it refers to group %q, a name more than one group of the expression has (a rule merges <HOST>'s ip4, ip6 and dns into source_name, and user with alt_user): the reference cannot be kept; refer to a group of your own (<F-NAME>...</F-NAME>) instead"
+
+// groupRef checks a reference written ref at t.i to Python's group n
+// (backreferences need it closed before them; conditionals only need it
+// to exist) and returns how regexp2 names it: "<name>" or its number.
+func (t *translator) groupRef(ref string, n int, closed bool) (string, bool) {
+	if n < 1 || n > len(t.groups.list) {
+		t.refuse("%s: there is no group %d, Python refuses it (invalid group reference)", ref, n)
+		return "", false
+	}
+	g := t.groups.list[n-1]
+	if closed && (g.close < 0 || g.close > t.i) {
+		t.refuse("%s: group %d is not closed before it, Python refuses it (invalid group reference)", ref, n)
+		return "", false
+	}
+	if g.name == "" {
+		return fmt.Sprint(g.netNum), true
+	}
+	if t.groups.names[g.name] > 1 {
+		t.refuse("%s: "+mergedRef, ref, g.name)
+		return "", false
+	}
+	return "<" + g.name + ">", true
+}
+
+// nameRef checks a reference written ref at t.i to the group called name.
+func (t *translator) nameRef(ref, name string, closed bool) bool {
+	g, ok := t.groups.named(name, t.i)
+	switch {
+	case !ok:
+		t.refuse("%s: no group %q opens before it, Python refuses it (unknown group name)", ref, name)
+	case closed && (g.close < 0 || g.close > t.i):
+		t.refuse("%s: group %q is not closed before it, Python refuses it (cannot refer to an open group)", ref, name)
+	case t.groups.names[name] > 1:
+		t.refuse("%s: "+mergedRef, ref, name)
+	default:
+		return true
+	}
+	return false
 }
 
 func (t *translator) run() {
@@ -325,16 +461,45 @@ func (t *translator) escape(inClass bool) {
 		}
 		t.i = j
 	case c >= '1' && c <= '9':
-		j := t.i + 1
-		for j < len(s) && j < t.i+3 && s[j] >= '0' && s[j] <= '9' {
+		// Python's rule: three octal digits are a character, else one
+		// or two digits are the number of a group.
+		j := t.i + 2
+		if j < len(s) && s[j] >= '0' && s[j] <= '9' {
 			j++
 		}
+		if !inClass && j == t.i+3 && j < len(s) && isOctal(s[t.i+1]) && isOctal(s[t.i+2]) && isOctal(s[j]) {
+			v := int(s[t.i+1]-'0')<<6 | int(s[t.i+2]-'0')<<3 | int(s[j]-'0')
+			if v > 0o377 {
+				t.refuse(`octal escape \%s is above \377: Python refuses it`, s[t.i+1:j+1])
+			} else if t.d == dialectNET {
+				fmt.Fprintf(&t.out, `\u%04x`, v)
+			} else {
+				fmt.Fprintf(&t.out, `\x{%x}`, v)
+			}
+			t.i = j + 1
+			return
+		}
+		ref := s[t.i:j]
 		if inClass {
-			t.problem(`octal escape \%s in a class`, s[t.i+1:j])
-		} else if t.d == dialectRE2 {
-			t.problem(`backreference \%s (the text of an earlier group again): RE2 has no backreferences`, s[t.i+1:j])
-		} else {
-			t.out.WriteString(s[t.i:j])
+			t.problem(`octal escape %s in a class`, ref)
+			t.i = j
+			return
+		}
+		n := int(s[t.i+1] - '0')
+		if j == t.i+3 {
+			n = n*10 + int(s[t.i+2]-'0')
+		}
+		net, ok := t.groupRef("backreference "+ref, n, true)
+		switch {
+		case !ok:
+		case t.d == dialectRE2:
+			t.problem(`backreference %s (the text of an earlier group again): RE2 has no backreferences`, ref)
+		case net[0] == '<':
+			t.out.WriteString(`\k` + net)
+		case j < len(s) && s[j] >= '0' && s[j] <= '9':
+			t.out.WriteString(`(?:\` + net + `)`) // a digit after it is literal
+		default:
+			t.out.WriteString(`\` + net)
 		}
 		t.i = j
 	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
@@ -357,6 +522,8 @@ func (t *translator) escape(inClass bool) {
 		t.i++
 	}
 }
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
 func isHex(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -422,6 +589,9 @@ func (t *translator) group() {
 			return
 		}
 		name := rest[2:end]
+		if !isGroupName(name) {
+			t.refuse("group name %q: Python wants a name of letters, digits and _ that does not start with a digit (and phalanx ASCII)", name)
+		}
 		if t.d == dialectNET {
 			t.out.WriteString("(?<" + name + ">")
 		} else {
@@ -437,7 +607,9 @@ func (t *translator) group() {
 		}
 		name := rest[2:end]
 		t.backrefs = append(t.backrefs, name)
-		if t.d == dialectNET {
+		if !t.nameRef("backreference (?P="+name+")", name, true) {
+			// refused
+		} else if t.d == dialectNET {
 			t.out.WriteString(`\k<` + name + `>`)
 		} else {
 			t.problem("backreference (?P=%s) (the same text as group %q again): RE2 has no backreferences", name, name)
@@ -472,7 +644,16 @@ func (t *translator) group() {
 			t.i = len(s)
 			return
 		}
-		t.out.WriteString("(?(" + rest[1:end] + ")")
+		cond := rest[1:end]
+		ref := "conditional (?(" + cond + ")"
+		if n, err := strconv.Atoi(cond); err == nil && allDigits(cond) {
+			if net, ok := t.groupRef(ref, n, false); ok {
+				cond = strings.Trim(net, "<>")
+			}
+		} else {
+			t.nameRef(ref, cond, false)
+		}
+		t.out.WriteString("(?(" + cond + ")")
 		t.i += 2 + end + 1
 	case strings.HasPrefix(rest, ">"):
 		if t.d == dialectRE2 {
@@ -518,6 +699,20 @@ func (t *translator) group() {
 		}
 		t.i += 2 + j + 1
 	}
+}
+
+// isGroupName reports a name Python takes for a group (an identifier)
+// and RE2 and regexp2 take too (ASCII).
+func isGroupName(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isWordByte(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // expandBackrefs rewrites the common exact case of a backreference:

@@ -239,6 +239,9 @@ func renameGroups(py string, prefix, hasHost bool) string {
 		if strings.HasPrefix(m, "(?P=") {
 			return "(?P=" + ruleGroupName(m[4:len(m)-1], prefix, hasHost) + ")"
 		}
-		return "(?(" + ruleGroupName(m[3:len(m)-1], prefix, hasHost) + ")"
+		if n := m[3 : len(m)-1]; !allDigits(n) {
+			return "(?(" + ruleGroupName(n, prefix, hasHost) + ")"
+		}
+		return m // (?(2)...): a number, which renaming leaves as it was
 	})
 }
