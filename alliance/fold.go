@@ -317,19 +317,27 @@ func (f *Fold) Applied() uint64 { return f.applied }
 // timestamp, the same for every member: windows, expiry and skew are
 // measured on it, never on the local clock.
 func (f *Fold) Apply(env ledger.Envelope, seq uint64, at time.Time) Outcome {
+	return f.ApplyReceived(ledger.Receive(env), seq, at)
+}
+
+// ApplyReceived is Apply for an envelope as it came off the wire
+// (ledger.DecodeReceived): it is verified on the bytes it came in and its
+// body is not decoded again.
+func (f *Fold) ApplyReceived(rec ledger.Received, seq uint64, at time.Time) Outcome {
 	at = at.UTC()
 	if seq <= f.applied && f.applied > 0 {
-		return f.reject(env, seq, ReasonStaleSeq)
+		return f.reject(rec.Envelope(), seq, ReasonStaleSeq)
 	}
 	f.applied = seq
 	var changes []Change
 	changes = f.expire(at, changes)
-	out := f.apply(env, seq, at)
+	out := f.apply(rec, seq, at)
 	out.Changes = append(changes, out.Changes...)
 	return out
 }
 
-func (f *Fold) apply(env ledger.Envelope, seq uint64, at time.Time) Outcome {
+func (f *Fold) apply(rec ledger.Received, seq uint64, at time.Time) Outcome {
+	env := rec.Envelope()
 	if env.Kind == ledger.KindCharter && env.Seq == f.genesis.Seq && env.Author == f.genesis.Author && envelopeID(env) == f.id {
 		// The genesis itself, as the stream's first message: already folded.
 		return Outcome{Accepted: true}
@@ -344,7 +352,7 @@ func (f *Fold) apply(env ledger.Envelope, seq uint64, at time.Time) Outcome {
 	if m.Expelled {
 		return f.reject(env, seq, ReasonExpelled)
 	}
-	if verify(env, m.PublicKey) != nil {
+	if rec.Verify(m.PublicKey) != nil {
 		return f.reject(env, seq, ReasonBadSignature)
 	}
 	if env.Alliance != f.id {
@@ -359,7 +367,7 @@ func (f *Fold) apply(env ledger.Envelope, seq uint64, at time.Time) Outcome {
 	// The envelope is authentic and next in its author's chain: it moves
 	// the chain even if what it asks is refused, so the author's later
 	// envelopes still chain.
-	m.LastSeq, m.LastID = env.Seq, envelopeID(env)
+	m.LastSeq, m.LastID = env.Seq, rec.ID()
 	if d := env.Time.Sub(at); d > f.policy.MaxClockSkew || d < -f.policy.MaxClockSkew {
 		return f.reject(env, seq, ReasonClockSkew)
 	}
@@ -372,9 +380,9 @@ func (f *Fold) apply(env ledger.Envelope, seq uint64, at time.Time) Outcome {
 	var out Outcome
 	switch env.Kind {
 	case ledger.KindReport, ledger.KindManual:
-		out = f.applyReport(env, m, seq, at)
+		out = f.applyReport(env, rec.Payload(), m, seq, at)
 	case ledger.KindReports:
-		out = f.applyReports(env, m, seq, at)
+		out = f.applyReports(env, rec.Payload(), m, seq, at)
 	case ledger.KindSighting:
 		out = f.applySighting(env, m, seq, at)
 	case ledger.KindLift:

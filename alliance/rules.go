@@ -58,12 +58,15 @@ func (f *Fold) guard(v netip.Prefix, author ledger.MemberID, scenario string, se
 
 func validScenario(s string) bool { return s != "" && len(s) <= maxScenarioLen }
 
-func (f *Fold) applyReport(env ledger.Envelope, m *member, seq uint64, at time.Time) Outcome {
-	var r ledger.Report
-	if decodeBody(env.Body, &r) != nil {
-		return Outcome{Reason: ReasonBadBody}
+func (f *Fold) applyReport(env ledger.Envelope, payload any, m *member, seq uint64, at time.Time) Outcome {
+	r, ok := payload.(*ledger.Report)
+	if !ok {
+		r = new(ledger.Report)
+		if decodeBody(env.Body, r) != nil {
+			return Outcome{Reason: ReasonBadBody}
+		}
 	}
-	return f.report(r, env.Kind == ledger.KindManual, m, seq, at)
+	return f.report(*r, env.Kind == ledger.KindManual, m, seq, at)
 }
 
 // applyReports folds a batch of reports: each is one report, as if it
@@ -71,9 +74,15 @@ func (f *Fold) applyReport(env ledger.Envelope, m *member, seq uint64, at time.T
 // author's rate limit, and one refused (over the rate, in territory, ...)
 // does not refuse the others; the batch is accepted when its body is
 // well formed, and Refused counts the reports it did not fold.
-func (f *Fold) applyReports(env ledger.Envelope, m *member, seq uint64, at time.Time) Outcome {
-	var b ledger.Reports
-	if decodeBody(env.Body, &b) != nil || len(b.Reports) == 0 || len(b.Reports) > ledger.MaxReports {
+func (f *Fold) applyReports(env ledger.Envelope, payload any, m *member, seq uint64, at time.Time) Outcome {
+	b, ok := payload.(*ledger.Reports)
+	if !ok {
+		b = new(ledger.Reports)
+		if decodeBody(env.Body, b) != nil {
+			return Outcome{Reason: ReasonBadBody}
+		}
+	}
+	if len(b.Reports) == 0 || len(b.Reports) > ledger.MaxReports {
 		return Outcome{Reason: ReasonBadBody}
 	}
 	out := Outcome{Accepted: true}

@@ -98,14 +98,15 @@ func (r *ledgerReader) judge(msg natsbus.Message) VerifiedEntry {
 		rep.First = e.Time
 	}
 	rep.Last = e.Time
-	env, err := ledger.Decode(msg.Data)
+	rec, err := ledger.DecodeReceived(msg.Data)
 	if err != nil {
 		e.Reason, e.Tampered = ReasonUndecodable, true
 		e.Summary = printable(err.Error())
 	} else {
-		e.ID, e.Kind, e.Author = env.ID(), env.Kind, env.Author
+		env := rec.Envelope()
+		e.ID, e.Kind, e.Author = rec.ID(), env.Kind, env.Author
 		e.Summary = summarize(env)
-		out := r.fold.Apply(env, msg.Seq, msg.Time)
+		out := r.fold.ApplyReceived(rec, msg.Seq, msg.Time)
 		e.Accepted, e.Reason, e.Tampered = out.Accepted, out.Reason, !out.Accepted && Tampering(out.Reason)
 		e.Refused = out.Refused
 	}

@@ -293,16 +293,17 @@ func (m *Member) restore() error {
 
 // apply folds one ledger message and mirrors what changed.
 func (m *Member) apply(ctx context.Context, msg natsbus.Message) error {
-	env, err := ledger.Decode(msg.Data)
+	rec, err := ledger.DecodeReceived(msg.Data)
 	if err != nil {
 		// Not even an envelope: nobody signed it, so there is nothing to
 		// fold; a broker or a non-member put it there.
 		m.log.Warn("ledger: undecodable message skipped", "seq", msg.Seq, "err", err)
 		return nil
 	}
+	env := rec.Envelope()
 	now := m.clock.Now()
 	m.mu.Lock()
-	out := m.fold.Apply(env, msg.Seq, msg.Time)
+	out := m.fold.ApplyReceived(rec, msg.Seq, msg.Time)
 	for _, c := range out.Changes {
 		switch c.Op {
 		case alliance.ChangeAdd:
