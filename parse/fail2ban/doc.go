@@ -29,7 +29,10 @@
 // The rest — lookarounds, backreferences to open-ended groups,
 // conditionals — run on github.com/dlclark/regexp2, a backtracking engine,
 // with MatchTimeout per line so that an attacker's line cannot stall
-// ingestion. Filter.Problems names every expression that is not RE2, and
+// ingestion. A numbered reference (\2, (?(2)...)) is rewritten to the group
+// Python numbers 2, since regexp2 numbers named groups after unnamed ones;
+// one Python refuses, or one to a group a rule merges with others (<HOST>'s
+// ip4, ip6 and dns are one source_name), is refused with the reason. Filter.Problems names every expression that is not RE2, and
 // every one that cannot run at all, with the reason: nothing is dropped
 // silently. LoadFilterFile takes a path (FILE.conf, FILE.conf:MODE or
 // FILE.conf[args]) as fail2ban-regex does.
