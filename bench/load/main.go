@@ -55,6 +55,7 @@ type Config struct {
 	Rate      int           // reports a second, all reporters together
 	Batch     int           // most reports per envelope (1: one envelope each); 0: ledger.MaxReports
 	Linger    time.Duration // how long a reporter in a burst waits for more reports to seal together
+	Addresses int64         // distinct addresses the reports cycle through; 0: every report its own
 	Duration  time.Duration
 	InProc    bool          // members as goroutines rather than processes
 	Drain     time.Duration // how long members may take to catch up at the end
@@ -71,6 +72,7 @@ type Result struct {
 	TargetRate     int            `json:"target_rate"`
 	Duration       string         `json:"duration"`
 	Published      int64          `json:"published"` // acknowledged by the stream
+	Addresses      int64          `json:"addresses"` // distinct addresses they were against
 	Envelopes      int64          `json:"envelopes"` // the envelopes that carried them
 	PublishErrors  int64          `json:"publish_errors"`
 	AchievedRate   float64        `json:"achieved_rate"`
@@ -94,6 +96,7 @@ func main() {
 	flag.IntVar(&c.Rate, "rate", 10000, "reports a second, all reporters together")
 	flag.IntVar(&c.Batch, "batch", ledger.MaxReports, "most reports one envelope carries: a reporter seals every report already due together, as a member does with a burst (1: one envelope per report)")
 	flag.DurationVar(&c.Linger, "linger", 20*time.Millisecond, "how long a reporter in a burst waits for more reports to seal together (the member's publisher waits 20ms)")
+	flag.Int64Var(&c.Addresses, "addresses", 0, "distinct addresses the reports cycle through, each reported again by another reporter (0: every report against an address of its own)")
 	flag.DurationVar(&c.Duration, "duration", 5*time.Minute, "how long to publish")
 	flag.DurationVar(&c.Drain, "drain", 10*time.Minute, "how long members may take to catch up once publishing stops")
 	flag.BoolVar(&c.InProc, "inproc", false, "run members as goroutines in this process instead of child processes")
@@ -140,7 +143,7 @@ func main() {
 func printResult(w io.Writer, r Result) {
 	fmt.Fprintf(w, "%s  %d members, %d reporters (charter max %d reports/min each), target %d reports/s for %s\n",
 		r.Date, r.Members, r.Reporters, r.MaxPerMinute, r.TargetRate, r.Duration)
-	fmt.Fprintf(w, "published %d (errors %d) in %d envelopes, achieved %.0f reports/s; ledger at seq %d\n", r.Published, r.PublishErrors, r.Envelopes, r.AchievedRate, r.LastSeq)
+	fmt.Fprintf(w, "published %d (errors %d) in %d envelopes against %d addresses, achieved %.0f reports/s; ledger at seq %d\n", r.Published, r.PublishErrors, r.Envelopes, r.Addresses, r.AchievedRate, r.LastSeq)
 	fmt.Fprintf(w, "hub+reporters: peak RSS %.0f MB, CPU %.1f s; wall %.0f s; load average at end %s (%d CPUs, %.0f GB)\n",
 		r.HubPeakRSSMB, r.HubCPUSeconds, r.WallSeconds, r.LoadAverage1m, r.MachineCPUs, r.MachineMemoryG)
 	fmt.Fprintf(w, "%-18s %9s %9s %6s %9s %9s %9s %9s %9s %8s %9s\n", "member", "expected", "present", "lost", "ttp_p50", "ttp_p99", "ttp_max", "catchup", "rss_mb", "heap_mb", "cpu_s")
@@ -158,14 +161,14 @@ func printResult(w io.Writer, r Result) {
 }
 
 // report is the i-th report, due (detected) at due.
-func report(i int64, due time.Time) ledger.Report {
+func report(i, pool int64, due time.Time) ledger.Report {
 	due = due.UTC()
-	return ledger.Report{Value: netip.PrefixFrom(addrOf(i), 32), Type: phalanx.Ban, Scenario: "ssh-bf",
+	return ledger.Report{Value: netip.PrefixFrom(addrOf(i%pool), 32), Type: phalanx.Ban, Scenario: "ssh-bf",
 		Duration: 2 * time.Hour, FirstSeen: due, LastSeen: due, Events: 6}
 }
 
-// addrOf is the address the i-th report is against: distinct for every
-// report, so that a lost report is a missing decision.
+// addrOf is the i-th address: distinct for every report unless -addresses
+// makes them cycle, so that a lost report is a missing decision.
 func addrOf(i int64) netip.Addr {
 	v := uint32(10<<24) + uint32(i)
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
@@ -179,8 +182,8 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	if c.Members < 1 || c.Reporters < 1 || c.Rate < 1 || c.Duration <= 0 {
 		return Result{}, errors.New("members, reporters, rate and duration must be positive")
 	}
-	if int64(c.Rate)*int64(c.Duration/time.Second+1) > maxReports {
-		return Result{}, fmt.Errorf("%d reports/s for %s is more than the %d addresses of 10.0.0.0/8", c.Rate, c.Duration, maxReports)
+	if c.Addresses > maxReports || c.Addresses == 0 && int64(c.Rate)*int64(c.Duration/time.Second+1) > maxReports {
+		return Result{}, fmt.Errorf("%d reports/s for %s against as many addresses is more than the %d addresses of 10.0.0.0/8: cycle through fewer with -addresses", c.Rate, c.Duration, maxReports)
 	}
 	if c.Drain <= 0 {
 		c.Drain = 10 * time.Minute
@@ -271,6 +274,10 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	// order), paced together so that report i leaves at start + i/rate.
 	var next, published, failed, envelopes atomic.Int64
 	total := int64(c.Rate) * int64(c.Duration) / int64(time.Second)
+	pool := total
+	if c.Addresses > 0 {
+		pool = min(c.Addresses, total)
+	}
 	pubStart := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, c.Duration)
 	defer cancel()
@@ -304,13 +311,13 @@ func Run(ctx context.Context, c Config) (Result, error) {
 						return
 					}
 				}
-				reports := []ledger.Report{report(i, due(i))}
+				reports := []ledger.Report{report(i, pool, due(i))}
 				for len(reports) < c.Batch {
 					j := next.Load()
 					if j >= total || due(j).After(time.Now()) || !next.CompareAndSwap(j, j+1) {
 						break
 					}
-					reports = append(reports, report(j, due(j)))
+					reports = append(reports, report(j, pool, due(j)))
 				}
 				at := time.Now().UTC()
 				lastSeal = at
@@ -379,13 +386,14 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		rwg.Add(1)
 		go func() {
 			defer rwg.Done()
-			results[i] = m.ask(query{LastSeq: lastSeq, Issued: issued, Drain: c.Drain})
+			results[i] = m.ask(query{LastSeq: lastSeq, Issued: min(issued, pool), Drain: c.Drain})
 		}()
 	}
 	rwg.Wait()
+	res.Addresses = min(res.Published, pool)
 	for i := range results {
-		results[i].Expected = res.Published
-		results[i].Lost = max(0, res.Published-results[i].Present)
+		results[i].Expected = res.Addresses
+		results[i].Lost = max(0, res.Addresses-results[i].Present)
 		results[i].CaughtUp = results[i].Applied >= lastSeq
 		res.LostAnyMember = max(res.LostAnyMember, results[i].Lost)
 		if results[i].Err != "" {
