@@ -35,9 +35,11 @@ type Line struct {
 	Truncated bool
 
 	// Acker and Pos are set by sources that resume where their consumer
-	// stopped (files): a consumer hands Pos back to Acker once the line is
-	// fully processed, and only acknowledged positions are saved. Nil for
-	// sources without a position to save.
+	// stopped (source/file with Config.Ack, source/journald with a state
+	// directory): a consumer hands Pos back to Acker once the line is fully
+	// processed, and only acknowledged positions are saved (a file's offset,
+	// journald's cursor; journald's Pos.End numbers its lines rather than
+	// bytes). Nil for sources without a position to save.
 	Acker Acker
 	Pos   Pos
 }
