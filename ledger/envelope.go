@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"math"
 	"reflect"
+	"strconv"
 	"time"
 )
 
@@ -130,12 +132,62 @@ func Seal(id Identity, chain *Chain, alliance string, kind Kind, body any, at ti
 	if _, err := e.check(false); err != nil {
 		return Envelope{}, fmt.Errorf("seal: %w", err)
 	}
-	e.Sig = ed25519.Sign(id.Private, e.SigningBytes())
-	if n := len(e.Encode()); n > MaxEnvelopeSize {
+	// The body is json.Marshal's, hence canonical: encodeChecked applies.
+	e.Sig = ed25519.Sign(id.Private, e.encodeChecked())
+	enc := e.encodeChecked()
+	if n := len(enc); n > MaxEnvelopeSize {
 		return Envelope{}, fmt.Errorf("seal %s: %w: %d bytes, the limit is %d", kind, ErrTooLarge, n, MaxEnvelopeSize)
 	}
-	chain.Seq, chain.Last = e.Seq, e.ID()
+	sum := sha256.Sum256(enc)
+	chain.Seq, chain.Last = e.Seq, hex.EncodeToString(sum[:])
 	return e, nil
+}
+
+// encodeChecked is Encode for an envelope that passed check, whose body
+// is therefore canonical: its encoding is written directly when every
+// string in it needs no escaping (hex IDs, a kind's name: always, for a
+// checked envelope), which costs a fraction of encoding/json's pass over
+// the body; otherwise it is Encode.
+func (e Envelope) encodeChecked() []byte {
+	if !plain(e.Alliance) || !plain(string(e.Kind)) || !plain(string(e.Author)) || !plain(e.Prev) || len(e.Body) == 0 {
+		return e.Encode()
+	}
+	const b64 = (ed25519.SignatureSize + 2) / 3 * 4
+	out := make([]byte, 0, 200+len(e.Body)+b64)
+	out = append(out, `{"alliance":"`...)
+	out = append(out, e.Alliance...)
+	out = append(out, `","kind":"`...)
+	out = append(out, e.Kind...)
+	out = append(out, `","author":"`...)
+	out = append(out, e.Author...)
+	out = append(out, `","seq":`...)
+	out = strconv.AppendUint(out, e.Seq, 10)
+	out = append(out, `,"prev":"`...)
+	out = append(out, e.Prev...)
+	out = append(out, `","time":"`...)
+	out = e.Time.AppendFormat(out, time.RFC3339Nano)
+	out = append(out, `","body":`...)
+	out = append(out, e.Body...)
+	out = append(out, `,"sig":`...)
+	if e.Sig == nil {
+		out = append(out, "null"...)
+	} else {
+		out = append(out, '"')
+		out = base64.StdEncoding.AppendEncode(out, e.Sig)
+		out = append(out, '"')
+	}
+	return append(out, '}')
+}
+
+// plain says whether s is encoded by encoding/json as itself between
+// quotes: lowercase letters, digits and underscores only.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // SigningBytes is the canonical encoding of e with Sig empty: what the
@@ -192,7 +244,7 @@ func decode(b []byte) (Envelope, any, error) {
 	if err != nil {
 		return Envelope{}, nil, fmt.Errorf("envelope: %w", err)
 	}
-	if !bytes.Equal(e.Encode(), b) {
+	if !bytes.Equal(e.encodeChecked(), b) {
 		return Envelope{}, nil, errors.New("envelope: not in canonical form")
 	}
 	return e, payload, nil

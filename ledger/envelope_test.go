@@ -132,6 +132,9 @@ func TestEveryKindRoundTrips(t *testing.T) {
 			t.Errorf("%s: %v", kind, err)
 			continue
 		}
+		if !bytes.Equal(d.encodeChecked(), d.Encode()) || e.ID() != d.ID() {
+			t.Errorf("%s: direct encoding %q, encoding/json's %q", kind, d.encodeChecked(), d.Encode())
+		}
 		if err := d.Verify(id.Public); err != nil {
 			t.Errorf("%s: %v", kind, err)
 		}
@@ -452,6 +455,11 @@ func FuzzDecode(f *testing.F) {
 		}
 		if !bytes.Equal(e.Encode(), b) {
 			t.Fatalf("accepted a non-canonical envelope:\n in %q\nout %q", b, e.Encode())
+		}
+		unsigned := e
+		unsigned.Sig = nil
+		if !bytes.Equal(unsigned.encodeChecked(), e.SigningBytes()) {
+			t.Fatalf("direct encoding of the signed bytes differs from encoding/json's:\n%q\n%q", unsigned.encodeChecked(), e.SigningBytes())
 		}
 		if e.ID() == "" || len(e.Sig) != ed25519.SignatureSize {
 			t.Fatal("accepted envelope without an ID or signature")
