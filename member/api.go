@@ -667,29 +667,48 @@ func (m *Member) getDecisions(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "%v", err)
 		return
 	}
-	now := m.clock.Now()
-	reporters := map[netip.Prefix][]ledger.MemberID{}
-	m.mu.Lock()
-	for _, d := range m.fold.Decisions(now) {
-		reporters[d.Value] = d.Reporters
-	}
-	m.mu.Unlock()
+	// The list, filter and limit come from the set, which needs no
+	// member's lock; only the reporters of the decisions answered are
+	// looked up in the fold, a slice at a time under the lock, so that
+	// listing a million decisions does not hold up the ledger fold.
 	list := m.ds.List()
-	out := make([]DecisionView, 0, len(list))
+	page := list[:0]
 	for _, d := range list {
-		if !f.match(d) {
-			continue
-		}
-		if f.limit > 0 && len(out) == f.limit {
+		if f.limit > 0 && len(page) == f.limit {
 			break
 		}
-		out = append(out, DecisionView{
+		if f.match(d) {
+			page = append(page, d)
+		}
+	}
+	reporters := m.reporters(page, m.clock.Now())
+	out := make([]DecisionView, len(page))
+	for i, d := range page {
+		out[i] = DecisionView{
 			Value: d.ValueString(), Scope: d.Scope(), Type: d.Type, Scenario: d.Scenario, Origin: d.Origin,
-			Reporters: reporters[d.Value], Duration: d.Duration.String(), FirstSeen: d.FirstSeen,
+			Reporters: reporters[i], Duration: d.Duration.String(), FirstSeen: d.FirstSeen,
 			LastSeen: d.LastSeen, Until: d.Until(), Events: d.Events, Evidence: d.Evidence,
-		})
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// reporters returns, for each of ds, the reporters of the fold's decision
+// in force at now on its value (none if the fold has no such decision).
+func (m *Member) reporters(ds []phalanx.Decision, now time.Time) [][]ledger.MemberID {
+	out := make([][]ledger.MemberID, len(ds))
+	for start := 0; start < len(ds); start += reconcileSlice {
+		m.mu.Lock()
+		for i := start; i < min(len(ds), start+reconcileSlice); i++ {
+			if d, ok := m.fold.InForce(ds[i].Value, now); ok {
+				// InForce does not copy, and the fold may change them
+				// once the lock is let go.
+				out[i] = slices.Clone(d.Reporters)
+			}
+		}
+		m.mu.Unlock()
+	}
+	return out
 }
 
 func (m *Member) postDecision(w http.ResponseWriter, r *http.Request) {
