@@ -1,7 +1,9 @@
 package member
 
 import (
+	"container/heap"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,23 +21,33 @@ import (
 type own struct {
 	mu      sync.Mutex
 	byValue map[netip.Prefix]phalanx.Decision
+	// expiries orders byValue by expiry, so that the periodic pass
+	// forgets the expired without walking them all. An entry is stale
+	// when its value's decision was lengthened or lifted since: it is
+	// skipped when it comes out, and the heap rebuilt from byValue when
+	// stale entries outnumber live ones.
+	expiries ownExpiries
 
 	// truce is the ceasefires in force as of the last fold change, read
 	// without the member's lock by detection (which must not wait on it
 	// under a flood).
 	truce atomic.Pointer[[]ledger.Ceasefire]
-	// hadTruce says a ceasefire was in force at the last reconcile: its
-	// end is when own decisions must be put back.
-	hadTruce bool
+	// applied is the ceasefires in force at appliedAt, the last
+	// reconcile: only a change of them (one began, ended or ran out)
+	// brings back own decisions, those they covered.
+	applied   []ledger.Ceasefire
+	appliedAt time.Time
 }
 
 // suspends says whether a ceasefire in force covers d.
 func (o *own) suspends(d phalanx.Decision, now time.Time) bool {
 	cs := o.truce.Load()
-	if cs == nil {
-		return false
-	}
-	for _, c := range *cs {
+	return cs != nil && coveredBy(*cs, d, now)
+}
+
+// coveredBy says whether one of the ceasefires cs covers d at now.
+func coveredBy(cs []ledger.Ceasefire, d phalanx.Decision, now time.Time) bool {
+	for _, c := range cs {
 		if alliance.Covers(c, d, now) {
 			return true
 		}
@@ -55,6 +67,7 @@ func (m *Member) decideLocal(d phalanx.Decision) {
 	v := phalanx.NormalizePrefix(d.Value)
 	if cur, ok := m.own.byValue[v]; !ok || cur.Until().Before(d.Until()) {
 		m.own.byValue[v] = d
+		m.own.pushExpiry(v, d.Until())
 	}
 	m.own.mu.Unlock()
 	if !m.own.suspends(d, m.clock.Now()) {
@@ -62,32 +75,58 @@ func (m *Member) decideLocal(d phalanx.Decision) {
 	}
 }
 
+// pushExpiry, with o.mu held, notes that the decision on v now ends at
+// until.
+func (o *own) pushExpiry(v netip.Prefix, until time.Time) {
+	if len(o.expiries) >= 2*len(o.byValue)+64 {
+		// Mostly stale: rebuild from what is remembered, which holds
+		// until already.
+		o.expiries = o.expiries[:0]
+		for v, d := range o.byValue {
+			o.expiries = append(o.expiries, ownExpiry{until: d.Until().UnixNano(), value: v})
+		}
+		heap.Init(&o.expiries)
+		return
+	}
+	heap.Push(&o.expiries, ownExpiry{until: until.UnixNano(), value: v})
+}
+
+// forgetExpired, with o.mu held, forgets the decisions expired at now.
+func (o *own) forgetExpired(now time.Time) {
+	for len(o.expiries) > 0 && o.expiries[0].until <= now.UnixNano() {
+		e := heap.Pop(&o.expiries).(ownExpiry)
+		if d, ok := o.byValue[e.value]; ok && !d.Until().After(now) {
+			delete(o.byValue, e.value)
+		}
+	}
+}
+
 // reconcileOwn, called by reconcile with the member's lock held, forgets
-// expired own decisions, enforces those no ceasefire covers, and returns
-// the values a ceasefire covers (reconcile removes them from the set unless
-// the alliance itself wants them).
-func (m *Member) reconcileOwn(cs []ledger.Ceasefire, now time.Time) map[netip.Prefix]bool {
+// expired own decisions and, if the ceasefires in force changed since the
+// last call, enforces again those the former ones covered and the new
+// ones do not (reconcile's unmirror removes from the set those a new one
+// covers, unless the alliance itself wants them). The others are in the
+// set already (decideLocal added them, restoreOwn put them back), so a
+// periodic pass costs only the expired, and a change of ceasefires one
+// walk adding only what comes back, not thousands of decisions re-added
+// under the lock every pass.
+func (m *Member) reconcileOwn(cs []ledger.Ceasefire, now time.Time) {
 	m.own.truce.Store(&cs)
-	suspended := map[netip.Prefix]bool{}
 	m.own.mu.Lock()
 	defer m.own.mu.Unlock()
-	// With no ceasefire now or at the last reconcile, the set holds every
-	// own decision already (decideLocal added it): only forget the
-	// expired, without re-adding thousands of decisions under a flood.
-	restore := len(cs) > 0 || m.own.hadTruce
-	m.own.hadTruce = len(cs) > 0
-	for v, d := range m.own.byValue {
-		switch {
-		case !d.Until().After(now):
-			delete(m.own.byValue, v)
-		case !restore:
-		case m.own.suspends(d, now):
-			suspended[v] = true
-		default:
+	m.own.forgetExpired(now)
+	was, at := m.own.applied, m.own.appliedAt
+	m.own.applied, m.own.appliedAt = cs, now
+	if len(was) == 0 || slices.Equal(cs, was) {
+		return
+	}
+	for _, d := range m.own.byValue {
+		// At the last reconcile, when the former ceasefires were in
+		// force: now, one that ran out covers nothing.
+		if coveredBy(was, d, at) && !coveredBy(cs, d, now) {
 			m.ds.Add(d)
 		}
 	}
-	return suspended
 }
 
 // liftOwn drops this member's own decision on a value the alliance lifted
@@ -122,4 +161,25 @@ func (m *Member) restoreOwn(v netip.Prefix, now time.Time) {
 	if ok && d.Until().After(now) && !m.own.suspends(d, now) {
 		m.ds.Add(d)
 	}
+}
+
+// ownExpiry is when this member's own decision on value ends, in Unix
+// nanoseconds (a third of a time.Time's size, times a million).
+type ownExpiry struct {
+	until int64
+	value netip.Prefix
+}
+
+// ownExpiries is a min-heap of ownExpiry by until (container/heap).
+type ownExpiries []ownExpiry
+
+func (h ownExpiries) Len() int           { return len(h) }
+func (h ownExpiries) Less(i, j int) bool { return h[i].until < h[j].until }
+func (h ownExpiries) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *ownExpiries) Push(x any)        { *h = append(*h, x.(ownExpiry)) }
+func (h *ownExpiries) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }
