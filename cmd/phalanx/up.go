@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +51,7 @@ type upFlags struct {
 	data          string
 	sources       []string
 	fromStart     bool
+	memoryLimit   string
 }
 
 func newUpCmd(g *globalFlags) *cobra.Command {
@@ -95,6 +99,14 @@ data directory (--data, default /var/lib/phalanx).`,
 			if err != nil {
 				return err
 			}
+			if f.memoryLimit != "" {
+				n, err := parseMemoryLimit(f.memoryLimit)
+				if err != nil {
+					return fmt.Errorf("--memory-limit: %w", err)
+				}
+				debug.SetMemoryLimit(n)
+				log.Info("memory limit", "bytes", n)
+			}
 			if f.data != "" {
 				if _, err := os.Stat(filepath.Join(f.data, "member.yaml")); err == nil {
 					return runMember(cmd.Context(), f, cmd.InOrStdin(), log)
@@ -138,8 +150,40 @@ data directory (--data, default /var/lib/phalanx).`,
 	cmd.Flags().StringVar(&f.guardListen, "guard-listen", "127.0.0.1:8081", "with --enforce http: where the guard listens")
 	cmd.Flags().StringVar(&f.guardUpstream, "guard-upstream", "", "with --enforce http: the application to proxy to; without it the guard answers forward-auth sub-requests (nginx auth_request, Traefik forwardAuth, Caddy forward_auth)")
 	cmd.Flags().StringSliceVar(&f.trusted, "trusted-proxy", nil, "with --enforce http: a proxy whose X-Forwarded-For is believed (address or CIDR, repeatable)")
+	cmd.Flags().StringVar(&f.memoryLimit, "memory-limit", "", "a soft limit on the memory the Go runtime uses, as GOMEMLIMIT (512MiB, 2GiB): the GC works harder as the heap nears it instead of letting it grow to twice what is live; not a hard cap; off for none (default: GOMEMLIMIT, else none)")
 	cmd.Flags().StringVar(&f.api, "api", "", "alliance members: the local API's address (default 127.0.0.1, any free port; written to DIR/api.addr)")
 	return cmd
+}
+
+// memoryUnits are the suffixes GOMEMLIMIT takes, longest first.
+var memoryUnits = []struct {
+	suffix string
+	shift  uint
+}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}}
+
+// parseMemoryLimit reads a memory limit as the Go runtime reads
+// GOMEMLIMIT: a whole number of bytes with an optional unit (B, KiB, MiB,
+// GiB, TiB), or off. Below 1 MiB it is refused: "2" is two bytes, not two
+// gibibytes, and a limit that small would keep the GC running.
+func parseMemoryLimit(s string) (int64, error) {
+	if s == "off" {
+		return math.MaxInt64, nil // as GOMEMLIMIT=off: no limit
+	}
+	num, shift := s, uint(0)
+	for _, u := range memoryUnits {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, shift = n, u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("%q: give a whole number of bytes with a unit, as GOMEMLIMIT: 512MiB, 2GiB (B, KiB, MiB, GiB, TiB)", s)
+	}
+	if n <<= shift; n < 1<<20 {
+		return 0, fmt.Errorf("%q is %d bytes: give at least 1MiB, with a unit (2GiB)", s, n)
+	}
+	return n, nil
 }
 
 // runner is what every source provides.

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,5 +125,63 @@ func TestUpStdin(t *testing.T) {
 	pw.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("up: %v", err)
+	}
+}
+
+// TestParseMemoryLimit: --memory-limit reads what GOMEMLIMIT takes, and
+// refuses what would surprise: a unit Go does not take (GB), a fraction,
+// and a bare small number (bytes, not gibibytes).
+func TestParseMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64 // 0: an error
+	}{
+		{"2GiB", 2 << 30},
+		{"512MiB", 512 << 20},
+		{"1TiB", 1 << 40},
+		{"4096KiB", 4 << 20},
+		{"1048576", 1 << 20},
+		{"1048576B", 1 << 20},
+		{"off", math.MaxInt64},
+		{"2", 0},
+		{"1023KiB", 0},
+		{"2GB", 0},
+		{"2gib", 0},
+		{"1.5GiB", 0},
+		{"-1GiB", 0},
+		{"GiB", 0},
+		{"", 0},
+		{"9000000TiB", 0},
+	} {
+		got, err := parseMemoryLimit(tc.in)
+		if tc.want == 0 {
+			if err == nil {
+				t.Errorf("parseMemoryLimit(%q) = %d, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("parseMemoryLimit(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// TestUpMemoryLimitFlag: phalanx up sets the runtime's memory limit from
+// --memory-limit, and refuses one it cannot read before it starts
+// anything, saying what to give instead.
+func TestUpMemoryLimitFlag(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	// --enforce http without a member's data directory: up stops right
+	// after reading its flags.
+	if _, err := runCLI(t, "", "up", "--data", t.TempDir(), "--source", "-", "--enforce", "http", "--memory-limit", "3GiB"); err == nil {
+		t.Fatal("up --enforce http without a member ran")
+	}
+	if got := debug.SetMemoryLimit(-1); got != 3<<30 {
+		t.Errorf("up --memory-limit 3GiB: the runtime's limit is %d, want %d", got, int64(3<<30))
+	}
+	_, err := runCLI(t, "", "up", "--data", t.TempDir(), "--source", "-", "--memory-limit", "2GB")
+	if err == nil || !strings.Contains(err.Error(), "--memory-limit") || !strings.Contains(err.Error(), "2GiB") {
+		t.Fatalf("up --memory-limit 2GB: %v, want an error naming the flag and a valid value", err)
 	}
 }
