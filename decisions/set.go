@@ -167,7 +167,30 @@ type Set struct {
 	// long it took: rebuilds are spaced rebuildSpacing times their cost.
 	rebuiltAt   time.Time
 	rebuildCost time.Duration
+	// base is the snapshot as it was when a burst dropped it, and pending
+	// the writes since, in order: a rebuild clones base and replays
+	// pending without holding wmu, so writers wait only for the last few
+	// writes, not for the copy of the whole set. base is nil when there
+	// is none to start from (pending grew past maxPending: the rebuild
+	// then copies table, holding wmu).
+	base    *bart.Fast[*record]
+	pending []write
+	// overflowed: writes were made that pending does not hold (it was
+	// full), so a rebuild in progress must copy table instead.
+	overflowed bool
+	rebuilding bool   // a rebuild is copying base without wmu
+	gen        uint64 // counts snapshots published and dropped
 }
+
+// write is one change of table, for a rebuild to replay: r nil deletes.
+type write struct {
+	p netip.Prefix
+	r *record
+}
+
+// maxPending bounds the writes kept for a rebuild to replay; beyond it a
+// rebuild copies the table instead.
+const maxPending = 1 << 20
 
 // New returns an empty set that reads the time from clock.
 func New(clock phalanx.Clock) *Set {
@@ -197,12 +220,12 @@ func (s *Set) unlock() {
 // put stores r in both tables. Under lock.
 func (s *Set) put(r *record) {
 	s.table.Insert(r.d.Value, r)
-	s.update(func(t *bart.Fast[*record]) *bart.Fast[*record] { return t.InsertPersist(r.d.Value, r) })
+	s.update(write{r.d.Value, r})
 }
 
 // update applies a write to the snapshot, or drops the snapshot when
 // writes come faster than copy-on-write is worth. Under lock.
-func (s *Set) update(persist func(*bart.Fast[*record]) *bart.Fast[*record]) {
+func (s *Set) update(w write) {
 	now := time.Now()
 	s.lastWrite = now
 	s.tokens = min(persistBurst, s.tokens+now.Sub(s.refilled).Seconds()*persistRate)
@@ -210,12 +233,23 @@ func (s *Set) update(persist func(*bart.Fast[*record]) *bart.Fast[*record]) {
 	t := s.snap.Load()
 	if t != nil && s.tokens >= 1 {
 		s.tokens--
-		s.snap.Store(persist(t))
+		if w.r != nil {
+			s.snap.Store(t.InsertPersist(w.p, w.r))
+		} else {
+			s.snap.Store(t.DeletePersist(w.p))
+		}
 		return
 	}
 	if t != nil {
 		s.snap.Store(nil)
 		s.dirtySince = now
+		s.base, s.pending = t, s.pending[:0]
+		s.gen++
+	}
+	if len(s.pending) < maxPending {
+		s.pending = append(s.pending, w)
+	} else {
+		s.base, s.pending, s.overflowed = nil, nil, true
 	}
 	if s.rebuild == nil {
 		s.rebuild = time.AfterFunc(rebuildQuiet, s.rebuildSnap)
@@ -225,37 +259,106 @@ func (s *Set) update(persist func(*bart.Fast[*record]) *bart.Fast[*record]) {
 }
 
 // rebuildSnap publishes a fresh snapshot once writes pause (or have gone
-// on for rebuildMax). It holds only wmu: the copy reads table while
-// readers may too, and no writer can change it meanwhile.
+// on for rebuildMax). From the snapshot the burst dropped, it copies and
+// replays the writes since without holding wmu, taking it only to collect
+// the writes made meanwhile and, once they are few, to replay the last
+// ones and publish; without one it copies table, holding wmu.
 func (s *Set) rebuildSnap() {
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	s.rebuildLocked(false)
-}
-
-func (s *Set) rebuildLocked(force bool) {
-	if s.snap.Load() != nil {
+	if s.rebuilding {
+		s.wmu.Unlock()
 		return
 	}
+	start, ok := s.rebuildDue(false)
+	if !ok {
+		s.wmu.Unlock()
+		return
+	}
+	base, ws := s.base, s.pending
+	if base == nil {
+		s.rebuildLocked(start)
+		s.wmu.Unlock()
+		return
+	}
+	// pending now collects only what comes next.
+	s.base, s.pending, s.overflowed, s.rebuilding = nil, nil, false, true
+	gen := s.gen
+	s.wmu.Unlock()
+
+	t := base.Clone() // base is immutable: no lock
+	for {
+		replay(t, ws)
+		s.wmu.Lock()
+		ws, s.pending = s.pending, nil
+		switch {
+		case s.gen != gen:
+			// Settle published meanwhile (and perhaps a burst dropped
+			// that): t misses what went into it. Start again.
+			if s.snap.Load() == nil {
+				s.rebuild.Reset(rebuildQuiet)
+			}
+		case s.overflowed:
+			s.rebuildLocked(start)
+		case len(ws) <= 4096:
+			replay(t, ws)
+			s.publish(t, start)
+		default:
+			s.wmu.Unlock()
+			continue
+		}
+		s.rebuilding = false
+		s.wmu.Unlock()
+		return
+	}
+}
+
+func replay(t *bart.Fast[*record], ws []write) {
+	for _, w := range ws {
+		if w.r != nil {
+			t.Insert(w.p, w.r)
+		} else {
+			t.Delete(w.p)
+		}
+	}
+}
+
+// rebuildDue says whether a rebuild should happen now (force: Settle's),
+// rescheduling it otherwise, and when it started. Under wmu.
+func (s *Set) rebuildDue(force bool) (time.Time, bool) {
 	now := time.Now()
+	if s.snap.Load() != nil {
+		return now, false
+	}
 	if !force {
 		if quiet := now.Sub(s.lastWrite); quiet < rebuildQuiet && now.Sub(s.dirtySince) < rebuildMax {
 			s.rebuild.Reset(rebuildQuiet - quiet)
-			return
+			return now, false
 		}
 		if wait := rebuildSpacing*s.rebuildCost - now.Sub(s.rebuiltAt); wait > 0 {
 			s.rebuild.Reset(wait)
-			return
+			return now, false
 		}
 	}
+	return now, true
+}
+
+// rebuildLocked copies table into a fresh snapshot. Under wmu.
+func (s *Set) rebuildLocked(start time.Time) {
 	t := new(bart.Fast[*record])
 	for p, r := range s.table.All() {
 		t.Insert(p, r)
 	}
+	s.base, s.pending, s.overflowed = nil, nil, false
+	s.publish(t, start)
+}
+
+// publish makes t the snapshot. Under wmu.
+func (s *Set) publish(t *bart.Fast[*record], start time.Time) {
+	s.gen++
 	s.snap.Store(t)
 	s.tokens = persistBurst
 	s.refilled = time.Now()
-	s.rebuiltAt, s.rebuildCost = s.refilled, s.refilled.Sub(now)
+	s.rebuiltAt, s.rebuildCost = s.refilled, s.refilled.Sub(start)
 }
 
 // Settle publishes the lock-free snapshot now if a burst of writes has
@@ -268,7 +371,9 @@ func (s *Set) rebuildLocked(force bool) {
 func (s *Set) Settle() {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	s.rebuildLocked(true)
+	if start, ok := s.rebuildDue(true); ok {
+		s.rebuildLocked(start)
+	}
 }
 
 // arm keeps stale and its timer in step with the earliest expiry. Under
@@ -414,7 +519,7 @@ func (s *Set) pushExpiry(r *record) {
 // remove deletes r from the indexes; its heap entry goes stale.
 func (s *Set) remove(r *record) {
 	s.table.Delete(r.d.Value)
-	s.update(func(t *bart.Fast[*record]) *bart.Fast[*record] { return t.DeletePersist(r.d.Value) })
+	s.update(write{p: r.d.Value})
 }
 
 // Delete removes the decision for p (an address is its full-length

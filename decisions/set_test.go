@@ -536,3 +536,85 @@ func TestGetAndValues(t *testing.T) {
 		t.Errorf("Values() = %v, want %v", got, want)
 	}
 }
+
+// TestRebuildWhileWriting: a rebuild copies the snapshot a burst dropped
+// and replays the writes since without holding the writers' lock, so
+// writes go on meanwhile; whatever the interleaving (writes during the
+// copy, Settle publishing in between, a burst dropping that again), the
+// snapshot it publishes holds exactly what the table holds.
+func TestRebuildWhileWriting(t *testing.T) {
+	c := newClock(t0)
+	s := New(c)
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+	const n = 20 * persistBurst
+	for i := range n {
+		s.Add(dec(addr(i).String(), phalanx.Ban, t0, time.Hour))
+	}
+	settle(s)
+	for round := range 6 {
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		for w := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; !stop.Load(); i += 2 {
+					j := (i*7919 + round) % (2 * n)
+					if i%3 == 0 {
+						s.Delete(netip.PrefixFrom(addr(j), 32))
+					} else {
+						s.Add(dec(addr(j).String(), phalanx.Ban, t0, time.Hour))
+					}
+				}
+			}()
+		}
+		// Rebuilds while the writers go on: the timer's, forced due by
+		// pretending the burst is old, and in odd rounds Settles from
+		// another goroutine, landing in the middle of them.
+		if round%2 == 1 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for !stop.Load() {
+					s.Settle()
+					time.Sleep(time.Duration(round) * 300 * time.Microsecond)
+				}
+			}()
+		}
+		for range 30 {
+			time.Sleep(2 * time.Millisecond)
+			s.wmu.Lock()
+			s.dirtySince, s.rebuiltAt = time.Time{}, time.Time{}
+			s.wmu.Unlock()
+			s.rebuildSnap()
+		}
+		stop.Store(true)
+		wg.Wait()
+		// The last snapshot comes from a rebuild too (Settle would copy
+		// the table and hide a wrong one).
+		for range 10 {
+			if s.snap.Load() != nil {
+				break
+			}
+			s.wmu.Lock()
+			s.dirtySince, s.lastWrite, s.rebuiltAt = time.Time{}, time.Time{}, time.Time{}
+			s.wmu.Unlock()
+			s.rebuildSnap()
+		}
+		snap := s.snap.Load()
+		if snap == nil {
+			t.Fatalf("round %d: no snapshot after the writes stopped", round)
+		}
+		s.mu.RLock()
+		if snap.Size() != s.table.Size() {
+			t.Errorf("round %d: snapshot holds %d values, table %d", round, snap.Size(), s.table.Size())
+		}
+		for p, r := range s.table.All() {
+			if got, ok := snap.Get(p); !ok || got != r {
+				t.Errorf("round %d: %s in the table, snapshot has %v (%v)", round, p, got, ok)
+				break
+			}
+		}
+		s.mu.RUnlock()
+	}
+}
