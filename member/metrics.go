@@ -175,6 +175,8 @@ type metrics struct {
 	tracked        *prometheus.Desc
 	trackedMax     *prometheus.Desc
 	evicted        *prometheus.Desc
+
+	ownEvicted *prometheus.Desc
 }
 
 func newMetrics(m *Member) *metrics {
@@ -223,6 +225,9 @@ func newMetrics(m *Member) *metrics {
 			"The memory bound on detection states.", nil, nil),
 		evicted: d("phalanx_detection_states_evicted_total",
 			"Detection states evicted to stay under the memory bound.", nil, nil),
+
+		ownEvicted: d("phalanx_own_decisions_evicted_total",
+			"This member's own decisions evicted to stay under their bound, the one expiring first each time.", nil, nil),
 	}
 }
 
@@ -230,7 +235,7 @@ func (c *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.drillTTP, c.drillOK, c.rejections, c.applied, c.inForce, c.sent, c.received, c.lag, c.lagMax,
 		c.connected, c.linesRead, c.linesParsed, c.linesTruncated, c.events, c.allowlisted, c.overflows,
-		c.rangeDecisions, c.tracked, c.trackedMax, c.evicted,
+		c.rangeDecisions, c.tracked, c.trackedMax, c.evicted, c.ownEvicted,
 	} {
 		ch <- d
 	}
@@ -239,6 +244,7 @@ func (c *metrics) Describe(ch chan<- *prometheus.Desc) {
 func (c *metrics) Collect(ch chan<- prometheus.Metric) {
 	c.collectLedger(ch)
 	c.collectDetection(ch)
+	ch <- prometheus.MustNewConstMetric(c.ownEvicted, prometheus.CounterValue, float64(c.m.own.evicted.Load()))
 }
 
 func (c *metrics) collectLedger(ch chan<- prometheus.Metric) {

@@ -13,6 +13,21 @@ import (
 	"github.com/phalanx-defence/phalanx/ledger"
 )
 
+// maxOwn bounds this member's own decisions: each is keyed by an address
+// an attacker chooses (a flood of distinct addresses, each banned on first
+// sight, would grow them without end). The bound is the alliance's on its
+// decisions (alliance maxDecisions), and so is the rule: when full, the
+// one expiring first makes room for the new one.
+const maxOwn = 1 << 20
+
+// ownDropBatch is how many values evicted from the own decisions wait
+// before the set is rid of them (dropEvicted): that needs the member's
+// lock, which detection does not take per decision under a flood.
+const ownDropBatch = 1024
+
+// ownEvictWarnEvery spaces the warnings that own decisions are evicted.
+const ownEvictWarnEvery = time.Minute
+
 // own keeps the decisions this member takes alone — its own detections —
 // apart from the set they are enforced from, so that a ceasefire can
 // suspend them like the alliance's decisions and bring them back when it
@@ -27,6 +42,15 @@ type own struct {
 	// skipped when it comes out, and the heap rebuilt from byValue when
 	// stale entries outnumber live ones.
 	expiries ownExpiries
+	// cap is maxOwn, smaller in tests that exercise eviction.
+	cap int
+	// dropped is the values evicted to stay under cap whose decisions
+	// the set may still hold, until dropEvicted.
+	dropped []netip.Prefix
+	// evicted counts the evictions, for /metrics; warned is when the
+	// last warning of them was logged.
+	evicted atomic.Uint64
+	warned  time.Time
 
 	// truce is the ceasefires in force as of the last fold change, read
 	// without the member's lock by detection (which must not wait on it
@@ -57,22 +81,98 @@ func coveredBy(cs []ledger.Ceasefire, d phalanx.Decision, now time.Time) bool {
 
 // decideLocal enforces d, this member's own detection, unless a ceasefire
 // covers it; either way it is remembered until it expires, so that the end
-// of the ceasefire brings it back.
+// of the ceasefire brings it back. A new value beyond the cap evicts the
+// own decision expiring first.
 func (m *Member) decideLocal(d phalanx.Decision) {
 	d.Origin = phalanx.OriginLocal
+	now := m.clock.Now()
 	m.own.mu.Lock()
 	if m.own.byValue == nil {
 		m.own.byValue = map[netip.Prefix]phalanx.Decision{}
 	}
 	v := phalanx.NormalizePrefix(d.Value)
-	if cur, ok := m.own.byValue[v]; !ok || cur.Until().Before(d.Until()) {
+	cur, ok := m.own.byValue[v]
+	evicted := 0
+	if !ok {
+		evicted = m.own.makeRoom()
+	}
+	if !ok || cur.Until().Before(d.Until()) {
 		m.own.byValue[v] = d
 		m.own.pushExpiry(v, d.Until())
 	}
+	drop := len(m.own.dropped) >= ownDropBatch
+	warn := evicted > 0 && now.Sub(m.own.warned) >= ownEvictWarnEvery
+	if warn {
+		m.own.warned = now
+	}
 	m.own.mu.Unlock()
-	if !m.own.suspends(d, m.clock.Now()) {
+	if !m.own.suspends(d, now) {
 		m.ds.Add(d)
 	}
+	if warn {
+		m.log.Warn("member: own decisions at their bound: each new address evicts the decision expiring first",
+			"bound", m.own.limit(), "evicted_total", m.own.evicted.Load())
+	}
+	if drop {
+		m.mu.Lock()
+		m.dropEvicted(now)
+		m.mu.Unlock()
+	}
+}
+
+// limit is the bound on own decisions.
+func (o *own) limit() int {
+	if o.cap > 0 {
+		return o.cap
+	}
+	return maxOwn
+}
+
+// makeRoom, with o.mu held, evicts the decisions expiring first until one
+// more fits under the bound, and returns how many it evicted. They leave
+// the set later, a batch at a time (dropEvicted).
+func (o *own) makeRoom() int {
+	n := 0
+	for len(o.byValue) >= o.limit() && len(o.expiries) > 0 {
+		e := heap.Pop(&o.expiries).(ownExpiry)
+		if d, ok := o.byValue[e.value]; ok && d.Until().UnixNano() == e.until {
+			delete(o.byValue, e.value)
+			o.dropped = append(o.dropped, e.value)
+			n++
+		}
+	}
+	o.evicted.Add(uint64(n))
+	return n
+}
+
+// dropEvicted, with the member's lock held, deletes from the set the
+// decisions on the values evicted from own since the last call — unless
+// this member decided the value again since, or the alliance or an import
+// holds it: their record is theirs as much as this member's, and leaves
+// the set with them (apply deletes it when the alliance's expires).
+func (m *Member) dropEvicted(now time.Time) {
+	m.own.mu.Lock()
+	defer m.own.mu.Unlock()
+	if len(m.own.dropped) == 0 {
+		return
+	}
+	m.imp.mu.Lock()
+	defer m.imp.mu.Unlock()
+	for _, v := range m.own.dropped {
+		if _, ok := m.own.byValue[v]; ok {
+			continue
+		}
+		if m.fold != nil {
+			if fd, ok := m.fold.InForce(v, now); ok && !m.fold.Suspended(fd.Decision, now) {
+				continue
+			}
+		}
+		if d, ok := m.imp.byValue[v]; ok && d.Until().After(now) && !m.own.suspends(d, now) {
+			continue
+		}
+		m.ds.Delete(v)
+	}
+	m.own.dropped = nil
 }
 
 // pushExpiry, with o.mu held, notes that the decision on v now ends at
@@ -112,6 +212,7 @@ func (o *own) forgetExpired(now time.Time) {
 // under the lock every pass.
 func (m *Member) reconcileOwn(cs []ledger.Ceasefire, now time.Time) {
 	m.own.truce.Store(&cs)
+	m.dropEvicted(now)
 	m.own.mu.Lock()
 	defer m.own.mu.Unlock()
 	m.own.forgetExpired(now)
@@ -173,10 +274,16 @@ type ownExpiry struct {
 // ownExpiries is a min-heap of ownExpiry by until (container/heap).
 type ownExpiries []ownExpiry
 
-func (h ownExpiries) Len() int           { return len(h) }
-func (h ownExpiries) Less(i, j int) bool { return h[i].until < h[j].until }
-func (h ownExpiries) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *ownExpiries) Push(x any)        { *h = append(*h, x.(ownExpiry)) }
+func (h ownExpiries) Len() int { return len(h) }
+func (h ownExpiries) Less(i, j int) bool {
+	// Ties by value, so that eviction does not depend on map order.
+	if h[i].until != h[j].until {
+		return h[i].until < h[j].until
+	}
+	return h[i].value.Compare(h[j].value) < 0
+}
+func (h ownExpiries) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *ownExpiries) Push(x any)   { *h = append(*h, x.(ownExpiry)) }
 func (h *ownExpiries) Pop() any {
 	old := *h
 	e := old[len(old)-1]

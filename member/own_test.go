@@ -3,6 +3,7 @@ package member
 import (
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -142,5 +143,73 @@ func TestOwnExpiriesBounded(t *testing.T) {
 	m.own.mu.Unlock()
 	if live != 0 || n != 0 {
 		t.Errorf("after every expiry: %d remembered, %d expiries kept, want none", live, n)
+	}
+}
+
+// TestOwnDecisionsBounded: a member whose own decisions are bounded at
+// 1,000, given 5,000 on distinct addresses — each new one expiring before
+// all the others, as a flood of ever shorter bans would — keeps 1,000, and
+// what it evicted is the decision expiring first each time, not the
+// oldest: the first 999 stay, with the last. Each eviction is counted in
+// /metrics, and the set holds what the member keeps, except for a value
+// the alliance decided too: the alliance's decision on it stays in force.
+func TestOwnDecisionsBounded(t *testing.T) {
+	const bound, n = 1000, 5000
+	dir := filepath.Join(t.TempDir(), "m1")
+	if _, err := Init(dir, "bounded", "127.0.0.1:0", []netip.Prefix{territoryOf(0)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	m := start(t, dir, func(m *Member) { m.own.cap = bound }).m
+	c, err := Client(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	// Shorter than this member's own decision on the value, so that the
+	// set's merged record is this member's (origin local, its expiry).
+	allied := ownDecision(2000, now, 0).Value
+	if _, err := c.AddDecision(t.Context(), DecisionRequest{Value: allied.Addr().String(), Duration: "30m", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	waitHeld(t, []*Member{m}, []netip.Prefix{allied}, deadline)
+
+	for i := range n {
+		m.decideLocal(ownDecision(i, now, time.Hour+time.Duration(n-i)*time.Second))
+	}
+	d, ok := m.ds.Get(allied)
+	if !ok {
+		t.Fatalf("the alliance's decision on %s left the set with this member's own, evicted", allied)
+	}
+	if d.Origin != phalanx.OriginLocal {
+		t.Fatalf("the set's record of %s has origin %q, want %q (the test needs the alliance's decision merged under this member's)", allied, d.Origin, phalanx.OriginLocal)
+	}
+	m.mu.Lock()
+	m.dropEvicted(m.clock.Now()) // as the next reconcile would
+	m.mu.Unlock()
+
+	kept := func(i int) bool { return i < bound-1 || i == n-1 }
+	m.own.mu.Lock()
+	held := len(m.own.byValue)
+	var wrong []int
+	for i := range n {
+		if _, ok := m.own.byValue[ownDecision(i, now, 0).Value]; ok != kept(i) {
+			wrong = append(wrong, i)
+		}
+	}
+	m.own.mu.Unlock()
+	if held != bound || len(wrong) > 0 {
+		t.Errorf("own decisions: %d kept (want %d); kept or evicted against the rule: %d, first %v", held, bound, len(wrong), wrong[:min(len(wrong), 5)])
+	}
+	if got := scrape(t, c)["phalanx_own_decisions_evicted_total"]; got != n-bound {
+		t.Errorf("phalanx_own_decisions_evicted_total = %v, want %d", got, n-bound)
+	}
+	if got := m.ds.Len(); got != bound+1 {
+		t.Errorf("the set holds %d decisions, want %d (this member's own and the alliance's)", got, bound+1)
+	}
+	for i := range n {
+		v := ownDecision(i, now, 0).Value
+		if _, ok := m.ds.Get(v); ok != (kept(i) || v == allied) {
+			t.Fatalf("the set holds %s: %v, want %v", v, ok, !ok)
+		}
 	}
 }
