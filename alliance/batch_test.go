@@ -83,7 +83,9 @@ func TestReportsBatchRateLimit(t *testing.T) {
 // signature (so it counts as bad-signature), and the body check after.
 func TestReportsBatchBadBody(t *testing.T) {
 	h := newHarness(t)
-	malformed := func(o Outcome) bool { return !o.Accepted && (o.Reason == ReasonBadSignature || o.Reason == ReasonBadBody) }
+	malformed := func(o Outcome) bool {
+		return !o.Accepted && (o.Reason == ReasonBadSignature || o.Reason == ReasonBadBody)
+	}
 	if out := h.send("b", ledger.KindReports, ledger.Reports{}); !malformed(out) {
 		t.Errorf("empty batch: %+v", out)
 	}
@@ -95,4 +97,3 @@ func TestReportsBatchBadBody(t *testing.T) {
 		t.Errorf("batch of %d: %+v", len(big), out)
 	}
 }
-
