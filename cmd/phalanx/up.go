@@ -1,6 +1,7 @@
 package main
 
 import (
+	"container/heap"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -262,8 +263,14 @@ func runUp(ctx context.Context, cfg config.Config, stdin io.Reader, log *slog.Lo
 		runners = append(runners, s)
 	}
 
+	bound := &boundedSet{ds: ds, cap: maxLocalDecisions}
+	var warned time.Time
 	emit := func(d phalanx.Decision) {
-		ds.Add(d)
+		if bound.add(d) > 0 && time.Since(warned) >= time.Minute {
+			warned = time.Now()
+			log.Warn("decisions at their bound: each new address evicts the decision expiring first",
+				"bound", bound.cap, "evicted_total", bound.evicted)
+		}
 		log.Info("decision", "value", d.ValueString(), "type", d.Type, "scenario", d.Scenario,
 			"duration", d.Duration.String(), "events", d.Events, "first_seen", d.FirstSeen, "evidence", d.Evidence)
 	}
@@ -336,6 +343,80 @@ func runUp(ctx context.Context, cfg config.Config, stdin io.Reader, log *slog.Lo
 	}
 	log.Info("phalanx stopped", "decisions_in_force", len(ds.List()))
 	return err
+}
+
+// maxLocalDecisions bounds the decisions of `phalanx up` without a member:
+// each is keyed by an address an attacker chooses. The bound is a
+// member's on its own decisions, and so is the rule: when full, the one
+// expiring first makes room for the new one.
+const maxLocalDecisions = 1 << 20
+
+// boundedSet adds decisions to ds, keeping at most cap values in it. It
+// is used from one goroutine, and is the only writer of ds.
+type boundedSet struct {
+	ds      *decisions.Set
+	cap     int
+	exp     localExpiries // ds's values by expiry; stale entries skipped
+	evicted uint64
+}
+
+// add adds d to the set and returns how many decisions it evicted to
+// make room.
+func (b *boundedSet) add(d phalanx.Decision) int {
+	v := phalanx.NormalizePrefix(d.Value)
+	n := 0
+	if _, ok := b.ds.Get(v); !ok {
+		for b.ds.Len() >= b.cap && len(b.exp) > 0 {
+			e := heap.Pop(&b.exp).(localExpiry)
+			switch cur, ok := b.ds.Get(e.value); {
+			case !ok:
+				b.ds.Delete(e.value) // expired, not yet collected
+			case cur.Until().Equal(e.until):
+				b.ds.Delete(e.value)
+				n++
+			}
+		}
+	}
+	if b.ds.Add(d) {
+		cur, _ := b.ds.Get(v)
+		heap.Push(&b.exp, localExpiry{until: cur.Until(), value: v})
+	}
+	if len(b.exp) > 2*b.ds.Len()+1024 {
+		// Mostly stale (lengthened or expired): rebuild from the set.
+		b.exp = b.exp[:0]
+		for _, d := range b.ds.List() {
+			b.exp = append(b.exp, localExpiry{until: d.Until(), value: d.Value})
+		}
+		heap.Init(&b.exp)
+	}
+	b.evicted += uint64(n)
+	return n
+}
+
+// localExpiry is when the decision on value ends.
+type localExpiry struct {
+	until time.Time
+	value netip.Prefix
+}
+
+// localExpiries is a min-heap of localExpiry by until, then value
+// (container/heap), so that eviction does not depend on map order.
+type localExpiries []localExpiry
+
+func (h localExpiries) Len() int { return len(h) }
+func (h localExpiries) Less(i, j int) bool {
+	if c := h[i].until.Compare(h[j].until); c != 0 {
+		return c < 0
+	}
+	return h[i].value.Compare(h[j].value) < 0
+}
+func (h localExpiries) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *localExpiries) Push(x any)   { *h = append(*h, x.(localExpiry)) }
+func (h *localExpiries) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }
 
 // pathsKey names a source's state directory after what it reads.

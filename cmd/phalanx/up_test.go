@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -13,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phalanx-defence/phalanx"
 	"github.com/phalanx-defence/phalanx/config"
+	"github.com/phalanx-defence/phalanx/decisions"
 	"github.com/phalanx-defence/phalanx/source/file"
 )
 
@@ -183,5 +186,41 @@ func TestUpMemoryLimitFlag(t *testing.T) {
 	_, err := runCLI(t, "", "up", "--data", t.TempDir(), "--source", "-", "--memory-limit", "2GB")
 	if err == nil || !strings.Contains(err.Error(), "--memory-limit") || !strings.Contains(err.Error(), "2GiB") {
 		t.Fatalf("up --memory-limit 2GB: %v, want an error naming the flag and a valid value", err)
+	}
+}
+
+// TestUpDecisionsBounded: `phalanx up` without a member bounds its
+// decisions as a member bounds its own. Bounded at 1,000 and given 5,000
+// on distinct addresses — each new one expiring before all the others —
+// the set keeps 1,000, and what went is the decision expiring first each
+// time, not the oldest: the first 999 stay, with the last. A decision on
+// a value held already lengthens it and evicts nothing.
+func TestUpDecisionsBounded(t *testing.T) {
+	const bound, n = 1000, 5000
+	clock := phalanx.SystemClock{}
+	b := &boundedSet{ds: decisions.New(clock), cap: bound}
+	now := time.Now()
+	decision := func(i int, d time.Duration) phalanx.Decision {
+		return phalanx.Decision{Value: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32),
+			Type: phalanx.Ban, Scenario: "ssh-bf", Origin: phalanx.OriginLocal, FirstSeen: now, LastSeen: now, Duration: d}
+	}
+	evicted := 0
+	for i := range n {
+		evicted += b.add(decision(i, time.Hour+time.Duration(n-i)*time.Second))
+	}
+	if evicted != n-bound || b.evicted != n-bound || b.ds.Len() != bound {
+		t.Errorf("%d decisions on distinct values: %d evicted (counted %d), %d held; want %d, %d", n, evicted, b.evicted, b.ds.Len(), n-bound, bound)
+	}
+	for i := range n {
+		d := decision(i, 0)
+		if _, ok := b.ds.Get(d.Value); ok != (i < bound-1 || i == n-1) {
+			t.Fatalf("held %s: %v, want %v", d.Value, ok, !ok)
+		}
+	}
+	if got := b.add(decision(0, 3*time.Hour)); got != 0 {
+		t.Errorf("lengthening a held decision evicted %d", got)
+	}
+	if d, _ := b.ds.Get(decision(0, 0).Value); !d.Until().Equal(now.Add(3 * time.Hour)) {
+		t.Errorf("the lengthened decision ends %v, want %v", d.Until(), now.Add(3*time.Hour))
 	}
 }
