@@ -53,6 +53,14 @@ func (f *Filter) Rules() ([]rules.Rule, []Problem) {
 		}
 		r.Name = fmt.Sprintf("%s-%d", base, i)
 		r.Service = phalanx.Service(f.Name)
+		// What the translation cannot vouch for (an expression fail2ban's
+		// Python would refuse, one an engine reads differently) must not
+		// become a rule that does not load.
+		if err := r.Check(); err != nil {
+			problems = append(problems, Problem{Filter: f.Name, Option: e.Option, Index: e.Index, Expr: e.Source,
+				Reason: "cannot be written as a rule: " + err.Error()})
+			continue
+		}
 		out = append(out, r)
 	}
 	return out, problems

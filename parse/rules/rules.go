@@ -214,6 +214,22 @@ type problem struct{ field, msg string }
 
 var kindSyntax = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
+// Check says whether r is a rule Load and Parse accept on its own (its
+// name, kind, engine, date and expressions), and if not, what is wrong
+// with it: for a program that writes rules (a translator) to check them
+// before it hands them on.
+func (r Rule) Check() error {
+	_, ps := compile(r)
+	if len(ps) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(ps))
+	for i, p := range ps {
+		msgs[i] = p.msg
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
 // compile validates r and builds its matcher.
 func compile(r Rule) (compiled, []problem) {
 	var ps []problem

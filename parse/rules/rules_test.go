@@ -353,3 +353,26 @@ func TestRequiredLiterals(t *testing.T) {
 		t.Errorf("case-insensitive literals = %q", got)
 	}
 }
+
+// Check accepts what Parse accepts and says what is wrong with the rest,
+// without a file to name.
+func TestRuleCheck(t *testing.T) {
+	ok := Rule{Name: "a", Regex: `Failed password for \S+ from (?P<source>\S+)`}
+	if err := ok.Check(); err != nil {
+		t.Errorf("a good rule: %v", err)
+	}
+	for _, c := range []struct {
+		r    Rule
+		want string
+	}{
+		{Rule{Regex: `(?P<source>\S+)`}, "no name"},
+		{Rule{Name: "a", Regex: `(?P<source>\S+)(?=x)`}, "regex does not compile"},
+		{Rule{Name: "a", Regex: `(?<source>\S+)`, Prefix: `000(?s)*`, Engine: EngineBacktracking}, "prefix does not compile"},
+		{Rule{Name: "a", Regex: `(?P<source>\S+)`, Engine: "pcre"}, "engine"},
+	} {
+		err := c.r.Check()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.r, err, c.want)
+		}
+	}
+}
