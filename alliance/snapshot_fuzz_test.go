@@ -3,37 +3,19 @@ package alliance
 import (
 	"bytes"
 	"encoding/binary"
-	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
+	"github.com/phalanx-defence/phalanx/internal/fuzzmin"
 	"github.com/phalanx-defence/phalanx/ledger"
 )
 
-// fuzzMinimizeTime caps how long the fuzzing engine minimizes each new
-// interesting input when -fuzzminimizetime is not given (Go's default is
-// 60 s). Minimizing a []byte tries removing every byte, then every run of
-// bytes: on the order of n² executions for an n-byte input, and a
-// snapshot is a few kilobytes, so one new input of FuzzRestore took the
-// whole 60 s, reported as 0 executions a second (as parse/fail2ban found
-// for its filters).
-const fuzzMinimizeTime = "2s"
-
-func TestMain(m *testing.M) {
-	flag.Parse()
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.fuzzminimizetime" })
-	if !given {
-		if err := flag.Set("test.fuzzminimizetime", fuzzMinimizeTime); err != nil {
-			fmt.Fprintln(os.Stderr, "alliance: cap fuzz minimization:", err)
-			os.Exit(2)
-		}
-	}
-	os.Exit(m.Run())
-}
+// TestMain caps fuzz minimization at 2 s (internal/fuzzmin): a snapshot is
+// a few kilobytes, so with Go's 60 s one new input of FuzzRestore took the
+// whole minute.
+func TestMain(m *testing.M) { fuzzmin.Main(m, "2s") }
 
 // FuzzRestore: a member restores its fold from fold.snap in its data
 // directory; a torn write, a full disk or a hand edit can leave anything

@@ -423,15 +423,25 @@ func normalize(p netip.Prefix) netip.Prefix { return phalanx.NormalizePrefix(p) 
 // type or expiry changed. Only then are subscribers told (Op Added).
 // A decision already expired, or with an invalid value or type, is ignored.
 func (s *Set) Add(d phalanx.Decision) (changed bool) {
+	changed, _ = s.AddBounded(d, 0)
+	return changed
+}
+
+// AddBounded is Add for a set that is to hold at most limit values (0: no
+// bound), each keyed by an address an attacker chooses: a new value when
+// the set is full first evicts the decision expiring first (subscribers
+// are told, Op Deleted), as the alliance's fold does. evicted counts
+// those, not the expired ones collected on the way.
+func (s *Set) AddBounded(d phalanx.Decision, limit int) (changed bool, evicted int) {
 	at := time.Now()
 	d.Value = normalize(d.Value)
 	if !d.Value.IsValid() || d.Type.Strength() == 0 {
-		return false
+		return false, 0
 	}
 	now := s.clock.Now()
 	until := d.Until()
 	if !until.After(now) {
-		return false
+		return false, 0
 	}
 	s.lock()
 	defer s.unlock()
@@ -442,13 +452,14 @@ func (s *Set) Add(d phalanx.Decision) (changed bool) {
 		ok = false
 	}
 	if !ok {
+		evicted = s.makeRoom(limit, now, at)
 		d.Evidence = slices.Clone(d.Evidence[max(0, len(d.Evidence)-maxEvidence):])
 		r = &record{d: d, until: until}
 		// Expiry first: the timer must cover r before readers can see it.
 		s.pushExpiry(r)
 		s.put(r)
 		s.notify(Change{Op: Added, Decision: r.d, At: at})
-		return true
+		return true, evicted
 	}
 	merged := merge(r.d, d)
 	old := r.d
@@ -459,10 +470,31 @@ func (s *Set) Add(d phalanx.Decision) (changed bool) {
 	}
 	s.put(nr)
 	if merged.Type == old.Type && nr.until.Equal(r.until) {
-		return false
+		return false, 0
 	}
 	s.notify(Change{Op: Added, Decision: nr.d, At: at})
-	return true
+	return true, 0
+}
+
+// makeRoom removes decisions, the one expiring first each time, until a
+// new value keeps the set within limit (0: no bound), and returns how
+// many were still in force. Under lock.
+func (s *Set) makeRoom(limit int, now, at time.Time) (evicted int) {
+	for limit > 0 && s.table.Size() >= limit && len(s.exp) > 0 {
+		e := heap.Pop(&s.exp).(expiry)
+		r, ok := s.table.Get(e.value)
+		if !ok || !r.until.Equal(e.until) {
+			continue // stale: deleted or extended
+		}
+		s.remove(r)
+		if r.until.After(now) {
+			s.notify(Change{Op: Deleted, Decision: r.d, At: at})
+			evicted++
+		} else {
+			s.notify(Change{Op: Expired, Decision: r.d, At: at})
+		}
+	}
+	return evicted
 }
 
 func merge(a, b phalanx.Decision) phalanx.Decision {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,25 +21,7 @@ import (
 // its token there), serves on another port, and writes api.addr once
 // space returns, without a restart.
 func TestRestartDiskFull(t *testing.T) {
-	needNetns(t)
-	netnstest.Need(t, "disk-full test", "mount", "umount")
-	ns := netnstest.New(t, "phx-e2e-refull-")
-	root := t.TempDir()
-	small := filepath.Join(root, "small")
-	if err := os.Mkdir(small, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	netnstest.Run(t, "mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "phalanx-e2e-refull", small)
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", small).Run() })
-
-	hub, ing := filepath.Join(root, "hub"), filepath.Join(small, "ingest")
-	logPath := filepath.Join(root, "auth.log")
-	appendLines(t, logPath)
-	RunIn(t, ns, "alliance", "init", "--name", "e2e-refull", "--data", hub, "--nats-listen", "127.0.0.1:4222", "--territory", "192.0.2.1")
-	StartIn(t, ns, "up", "--data", hub)
-	Eventually(t, 20*time.Second, "the hub answers", func() bool { return DecisionsIn(t, ns, hub) != nil })
-	token := strings.TrimSpace(RunIn(t, ns, "alliance", "invite", "--data", hub))
-	RunIn(t, ns, "alliance", "join", token, "--data", ing, "--name", "ingest", "--territory", "192.0.2.2")
+	ns, hub, ing, small, logPath := ingestOnSmallDisk(t, "refull")
 	up := func() *Process {
 		return StartIn(t, ns, "up", "--data", ing, "--source", logPath, "--from-start", "--enforce", "nft")
 	}

@@ -47,6 +47,42 @@ func fill(t *testing.T, path string) {
 	t.Fatalf("%s never filled up", path)
 }
 
+// smallDisk mounts a tmpfs of size (mount's -o size, e.g. "4m") at a new
+// directory of root, unmounted when the test ends, and returns it.
+func smallDisk(t *testing.T, root, size, name string) string {
+	t.Helper()
+	small := filepath.Join(root, "small")
+	if err := os.Mkdir(small, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	netnstest.Run(t, "mount", "-t", "tmpfs", "-o", "size="+size+",mode=0755", name, small)
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", small).Run() })
+	return small
+}
+
+// ingestOnSmallDisk is what the member disk-full tests share: in a new
+// namespace, a hub on the ordinary disk, running, and a member ("ingest")
+// joined with its data directory ing on a 4 MB tmpfs (small), not started;
+// logPath holds the attack it is to read.
+func ingestOnSmallDisk(t *testing.T, name string) (ns, hub, ing, small, logPath string) {
+	t.Helper()
+	needNetns(t)
+	netnstest.Need(t, "disk-full test", "mount", "umount")
+	ns = netnstest.New(t, "phx-e2e-"+name+"-")
+	root := t.TempDir()
+	small = smallDisk(t, root, "4m", "phalanx-e2e-"+name)
+
+	hub, ing = filepath.Join(root, "hub"), filepath.Join(small, "ingest")
+	logPath = filepath.Join(root, "auth.log")
+	appendLines(t, logPath)
+	RunIn(t, ns, "alliance", "init", "--name", "e2e-"+name, "--data", hub, "--nats-listen", "127.0.0.1:4222", "--territory", "192.0.2.1")
+	StartIn(t, ns, "up", "--data", hub)
+	Eventually(t, 20*time.Second, "the hub answers", func() bool { return DecisionsIn(t, ns, hub) != nil })
+	token := strings.TrimSpace(RunIn(t, ns, "alliance", "invite", "--data", hub))
+	RunIn(t, ns, "alliance", "join", token, "--data", ing, "--name", "ingest", "--territory", "192.0.2.2")
+	return ns, hub, ing, small, logPath
+}
+
 // TestDiskFull: the data directory of a member (not the hub: its ledger
 // store is elsewhere) is on a 4 MB tmpfs that fills up while the member
 // detects an attack. Detection, enforcement (nft, in a namespace) and
@@ -55,25 +91,7 @@ func fill(t *testing.T, path string) {
 // (offsets, chain, fold snapshot); once space returns, the state is saved
 // again without a restart, and a restart finds the snapshot usable.
 func TestDiskFull(t *testing.T) {
-	needNetns(t)
-	netnstest.Need(t, "disk-full test", "mount", "umount")
-	ns := netnstest.New(t, "phx-e2e-full-")
-	root := t.TempDir()
-	small := filepath.Join(root, "small")
-	if err := os.Mkdir(small, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	netnstest.Run(t, "mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "phalanx-e2e-full", small)
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", small).Run() })
-
-	hub, ing := filepath.Join(root, "hub"), filepath.Join(small, "ingest")
-	logPath := filepath.Join(root, "auth.log")
-	appendLines(t, logPath)
-	RunIn(t, ns, "alliance", "init", "--name", "e2e-full", "--data", hub, "--nats-listen", "127.0.0.1:4222", "--territory", "192.0.2.1")
-	StartIn(t, ns, "up", "--data", hub)
-	Eventually(t, 20*time.Second, "the hub answers", func() bool { return DecisionsIn(t, ns, hub) != nil })
-	token := strings.TrimSpace(RunIn(t, ns, "alliance", "invite", "--data", hub))
-	RunIn(t, ns, "alliance", "join", token, "--data", ing, "--name", "ingest", "--territory", "192.0.2.2")
+	ns, hub, ing, small, logPath := ingestOnSmallDisk(t, "full")
 	up := func() *Process {
 		p := StartIn(t, ns, "up", "--data", ing, "--source", logPath, "--from-start", "--enforce", "nft")
 		Eventually(t, 20*time.Second, "the member answers", func() bool { return DecisionsIn(t, ns, ing) != nil })
@@ -212,12 +230,7 @@ func TestDiskFullHub(t *testing.T) {
 	netnstest.Need(t, "disk-full test", "mount", "umount")
 	ns := netnstest.New(t, "phx-e2e-hubfull-")
 	root := t.TempDir()
-	small := filepath.Join(root, "small")
-	if err := os.Mkdir(small, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	netnstest.Run(t, "mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "phalanx-e2e-hubfull", small)
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", small).Run() })
+	small := smallDisk(t, root, "8m", "phalanx-e2e-hubfull")
 
 	hub, ing := filepath.Join(small, "hub"), filepath.Join(root, "ingest")
 	logPath := filepath.Join(root, "auth.log")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"container/heap"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -351,72 +350,20 @@ func runUp(ctx context.Context, cfg config.Config, stdin io.Reader, log *slog.Lo
 // expiring first makes room for the new one.
 const maxLocalDecisions = 1 << 20
 
-// boundedSet adds decisions to ds, keeping at most cap values in it. It
-// is used from one goroutine, and is the only writer of ds.
+// boundedSet adds decisions to ds, keeping at most cap values in it
+// (decisions.Set.AddBounded), and counts the evictions.
 type boundedSet struct {
 	ds      *decisions.Set
 	cap     int
-	exp     localExpiries // ds's values by expiry; stale entries skipped
 	evicted uint64
 }
 
 // add adds d to the set and returns how many decisions it evicted to
 // make room.
 func (b *boundedSet) add(d phalanx.Decision) int {
-	v := phalanx.NormalizePrefix(d.Value)
-	n := 0
-	if _, ok := b.ds.Get(v); !ok {
-		for b.ds.Len() >= b.cap && len(b.exp) > 0 {
-			e := heap.Pop(&b.exp).(localExpiry)
-			switch cur, ok := b.ds.Get(e.value); {
-			case !ok:
-				b.ds.Delete(e.value) // expired, not yet collected
-			case cur.Until().Equal(e.until):
-				b.ds.Delete(e.value)
-				n++
-			}
-		}
-	}
-	if b.ds.Add(d) {
-		cur, _ := b.ds.Get(v)
-		heap.Push(&b.exp, localExpiry{until: cur.Until(), value: v})
-	}
-	if len(b.exp) > 2*b.ds.Len()+1024 {
-		// Mostly stale (lengthened or expired): rebuild from the set.
-		b.exp = b.exp[:0]
-		for _, d := range b.ds.List() {
-			b.exp = append(b.exp, localExpiry{until: d.Until(), value: d.Value})
-		}
-		heap.Init(&b.exp)
-	}
+	_, n := b.ds.AddBounded(d, b.cap)
 	b.evicted += uint64(n)
 	return n
-}
-
-// localExpiry is when the decision on value ends.
-type localExpiry struct {
-	until time.Time
-	value netip.Prefix
-}
-
-// localExpiries is a min-heap of localExpiry by until, then value
-// (container/heap), so that eviction does not depend on map order.
-type localExpiries []localExpiry
-
-func (h localExpiries) Len() int { return len(h) }
-func (h localExpiries) Less(i, j int) bool {
-	if c := h[i].until.Compare(h[j].until); c != 0 {
-		return c < 0
-	}
-	return h[i].value.Compare(h[j].value) < 0
-}
-func (h localExpiries) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *localExpiries) Push(x any)   { *h = append(*h, x.(localExpiry)) }
-func (h *localExpiries) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
 }
 
 // pathsKey names a source's state directory after what it reads.
