@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,19 +24,7 @@ func TestRestartDiskFull(t *testing.T) {
 	up := func() *Process {
 		return StartIn(t, ns, "up", "--data", ing, "--source", logPath, "--from-start", "--enforce", "nft")
 	}
-	decided := func(n int, when string) {
-		t.Helper()
-		Eventually(t, 20*time.Second, fmt.Sprintf("%d decisions everywhere %s", n, when), func() bool {
-			local, fold, kernel := DecisionsIn(t, ns, ing), DecisionsIn(t, ns, hub), NFTAddrs(t, ns)
-			for i := range n {
-				a := attackAddr(i)
-				if !Has(local, a) || !Has(fold, a) || !kernel[a] {
-					return false
-				}
-			}
-			return true
-		})
-	}
+	decided := func(n int, when string) { t.Helper(); decidedEverywhere(t, ns, hub, ing, n, when) }
 	apiAddr := func() string {
 		b, err := os.ReadFile(filepath.Join(ing, "api.addr"))
 		if err != nil {

@@ -83,6 +83,23 @@ func ingestOnSmallDisk(t *testing.T, name string) (ns, hub, ing, small, logPath 
 	return ns, hub, ing, small, logPath
 }
 
+// decidedEverywhere waits until attackAddr(0 … n-1) are enforced by the
+// member in ing (its set and the kernel's) and decided by the alliance
+// (the set of the hub in hub: the reports were published).
+func decidedEverywhere(t *testing.T, ns, hub, ing string, n int, when string) {
+	t.Helper()
+	Eventually(t, 20*time.Second, fmt.Sprintf("%d decisions everywhere %s", n, when), func() bool {
+		local, fold, kernel := DecisionsIn(t, ns, ing), DecisionsIn(t, ns, hub), NFTAddrs(t, ns)
+		for i := range n {
+			a := attackAddr(i)
+			if !Has(local, a) || !Has(fold, a) || !kernel[a] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // TestDiskFull: the data directory of a member (not the hub: its ledger
 // store is elsewhere) is on a 4 MB tmpfs that fills up while the member
 // detects an attack. Detection, enforcement (nft, in a namespace) and
@@ -104,22 +121,7 @@ func TestDiskFull(t *testing.T) {
 		}
 		return fi.Size()
 	}
-	// decided waits until attackAddr(0 … n-1) are enforced by the member
-	// (its set and the kernel's) and decided by the alliance (the hub's
-	// set: the reports were published).
-	decided := func(n int, when string) {
-		t.Helper()
-		Eventually(t, 20*time.Second, fmt.Sprintf("%d decisions everywhere %s", n, when), func() bool {
-			local, fold, kernel := DecisionsIn(t, ns, ing), DecisionsIn(t, ns, hub), NFTAddrs(t, ns)
-			for i := range n {
-				a := attackAddr(i)
-				if !Has(local, a) || !Has(fold, a) || !kernel[a] {
-					return false
-				}
-			}
-			return true
-		})
-	}
+	decided := func(n int, when string) { t.Helper(); decidedEverywhere(t, ns, hub, ing, n, when) }
 	read := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join(ing, name))
 		if err != nil {

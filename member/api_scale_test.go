@@ -24,16 +24,7 @@ func foldReports(t *testing.T, n int) *Member {
 	m := a.ms[0].m
 	a.ms[1].stop(t)
 	r := openRogue(t, a.dirs[1])
-	var last uint64
-	for i := 0; i < n; i += ledger.MaxReports {
-		var b ledger.Reports
-		now := time.Now().UTC()
-		for j := i; j < min(n, i+ledger.MaxReports); j++ {
-			b.Reports = append(b.Reports, ledger.Report{Value: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(j >> 16), byte(j >> 8), byte(j)}), 32),
-				Type: phalanx.Ban, Scenario: "ssh-bf", Duration: 2 * time.Hour, FirstSeen: now, LastSeen: now, Events: 6})
-		}
-		last = r.publish(t, r.seal(t, ledger.KindReports, b, now))
-	}
+	last := publishReports(t, r, n)
 	waitApplied(t, []*Member{m}, last, 10*time.Minute)
 	return m
 }
@@ -114,4 +105,21 @@ func TestDecisionsListScale(t *testing.T) {
 				n, query, took.Round(time.Millisecond), w.n, waited.Round(time.Microsecond))
 		}
 	}
+}
+
+// publishReports publishes, as r, n reports (2 h bans on 10.0.0.0,
+// 10.0.0.1, ...) in batches of ledger.MaxReports, and returns the ledger
+// position of the last batch.
+func publishReports(t *testing.T, r *rogue, n int) (last uint64) {
+	t.Helper()
+	for i := 0; i < n; i += ledger.MaxReports {
+		var b ledger.Reports
+		now := time.Now().UTC()
+		for j := i; j < min(n, i+ledger.MaxReports); j++ {
+			b.Reports = append(b.Reports, ledger.Report{Value: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(j >> 16), byte(j >> 8), byte(j)}), 32),
+				Type: phalanx.Ban, Scenario: "ssh-bf", Duration: 2 * time.Hour, FirstSeen: now, LastSeen: now, Events: 6})
+		}
+		last = r.publish(t, r.seal(t, ledger.KindReports, b, now))
+	}
+	return last
 }

@@ -155,16 +155,7 @@ func TestMemberHeap(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	var last uint64
-	for i := 0; i < n; i += ledger.MaxReports {
-		var b ledger.Reports
-		now := time.Now().UTC()
-		for j := i; j < min(n, i+ledger.MaxReports); j++ {
-			b.Reports = append(b.Reports, ledger.Report{Value: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(j >> 16), byte(j >> 8), byte(j)}), 32),
-				Type: phalanx.Ban, Scenario: "ssh-bf", Duration: 2 * time.Hour, FirstSeen: now, LastSeen: now, Events: 6})
-		}
-		last = r.publish(t, r.seal(t, ledger.KindReports, b, now))
-	}
+	last := publishReports(t, r, n)
 	waitApplied(t, []*Member{m}, last, 10*time.Minute)
 	folded := time.Since(start)
 	t0 := time.Now()
